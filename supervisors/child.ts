@@ -17,6 +17,11 @@ export interface Running {
   readonly exit: Effect.Effect<ExitReason>
   /** Nested supervisors expose their own children here, so `status` can show the whole tree. */
   readonly children?: Effect.Effect<ReadonlyArray<ChildStatus>> | undefined
+  /**
+   * Nested supervisors: an operator restart of one of their descendants (by id), so `sagews restart worker:1`
+   * reaches a child below the root. Fails with the tag "UnknownChild" when no descendant has that id.
+   */
+  readonly restartChild?: ((id: string) => Effect.Effect<void, { readonly _tag: string; readonly message: string }>) | undefined
 }
 
 /**
