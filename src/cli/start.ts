@@ -1,0 +1,187 @@
+// `sagews start` and `sagews stop`: bring the tree up (foreground or --daemon), serve the control socket, stop it.
+// The root's life: pid file, the tree in a Scope, the URL once every component is ready, then wait for stop.
+import { spawn } from "node:child_process"
+import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { fileURLToPath } from "node:url"
+import { Cause, Deferred, Effect, Exit, Fiber, Scope } from "effect"
+import type { Config } from "../config/schema.ts"
+import { dataPaths, type DataPaths } from "../config/paths.ts"
+import { make, type SupervisorHandle } from "../../supervisors/supervisor.ts"
+import { treeSpec } from "../../supervisors/tree.ts"
+import { callControl, controlChild, NotRunning, type ControlReply, type ControlRequest } from "./control.ts"
+import { initDataDir } from "./init.ts"
+import { rootLoggerLayer } from "./rootlog.ts"
+import { flattenStatus } from "./status.ts"
+import { formatExit } from "../../supervisors/exit.ts"
+
+const SAGEWS = fileURLToPath(new URL("./sagews", import.meta.url))
+/** How long `start --daemon` and `stop` wait for the root before they give up and say so. */
+const DAEMON_READY_TIMEOUT_MS = 180_000
+const STOP_TIMEOUT_MS = 120_000
+
+const pidAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM"
+  }
+}
+
+/** The root pid from the pid file, if that process still lives and is a sagews root. */
+const livingRoot = (paths: DataPaths): number | undefined => {
+  if (!existsSync(paths.rootPid)) return undefined
+  const pid = Number(readFileSync(paths.rootPid, "utf8").trim())
+  if (!Number.isInteger(pid) || pid <= 0 || !pidAlive(pid)) return undefined
+  let cmdline = ""
+  try {
+    cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8")
+  } catch {
+    return undefined
+  }
+  return cmdline.includes("main.ts") && cmdline.includes("start") ? pid : undefined
+}
+
+const waitGone = async (pid: number, timeoutMs: number): Promise<boolean> => {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (!pidAlive(pid)) return true
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  return !pidAlive(pid)
+}
+
+export const urlOf = (config: Config): string => `http://${config.bind === "0.0.0.0" ? "127.0.0.1" : config.bind}:${config.port}/`
+
+export interface StartOptions {
+  readonly dataDir: string
+  readonly config: Config
+  readonly configFile: string | undefined
+  readonly daemon: boolean
+  readonly argv: ReadonlyArray<string>
+}
+
+export const startCommand = async (o: StartOptions): Promise<number> => {
+  const paths = dataPaths(o.dataDir)
+  const running = livingRoot(paths)
+  if (running !== undefined) {
+    process.stderr.write(`sagews: already running on ${paths.data} (pid ${running}); \`sagews stop\` first, or use another --data\n`)
+    return 1
+  }
+  await initDataDir(o.dataDir)
+  return o.daemon ? startDaemon(o, paths) : runRoot(o, paths)
+}
+
+/** Detach a foreground root, wait until it answers as ready, print the URL. */
+const startDaemon = async (o: StartOptions, paths: DataPaths): Promise<number> => {
+  const out = openSync(paths.daemonOut, "a")
+  const args = o.argv.filter((a) => a !== "--daemon")
+  const child = spawn(SAGEWS, args, { detached: true, stdio: ["ignore", out, out], env: { ...process.env, SAGEWS_DATA: paths.data } })
+  closeSync(out)
+  let exited: number | null = null
+  child.once("exit", (code) => (exited = code ?? 1))
+  child.unref()
+  const deadline = Date.now() + DAEMON_READY_TIMEOUT_MS
+  while (Date.now() < deadline) {
+    if (exited !== null) {
+      process.stderr.write(`sagews: the tree exited (${exited}) while starting; see ${paths.daemonOut} and ${paths.logFile("sagews")}\n`)
+      return 1
+    }
+    try {
+      const reply = await callControl(paths.control, { cmd: "ping" }, 2000)
+      if (reply.ok) {
+        process.stdout.write(`sagews is running: ${urlOf(o.config)}  (pid ${String(reply.pid)}, data ${paths.data})\n`)
+        return 0
+      }
+    } catch {
+      // not up yet
+    }
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  process.stderr.write(`sagews: the tree did not become ready within ${DAEMON_READY_TIMEOUT_MS / 1000} s; see ${paths.logFile("sagews")}\n`)
+  return 1
+}
+
+const statusReply = (root: SupervisorHandle, config: Config) =>
+  Effect.gen(function*() {
+    const children = yield* root.children
+    const events = yield* root.recentEvents
+    return {
+      ok: true as const,
+      url: urlOf(config),
+      pid: process.pid,
+      isolation: process.getuid?.() === 0 ? "full" : "reduced (not root: sessions share the worker's uid and network)",
+      components: flattenStatus(children, Date.now()),
+      events: events.slice(-50).map((e) => ({ ...e, reason: e.reason ? formatExit(e.reason) : undefined })),
+    }
+  })
+
+/** The root itself: runs the tree until a stop request, a signal or an escalation of the root. */
+const runRoot = (o: StartOptions, paths: DataPaths): Promise<number> => {
+  writeFileSync(paths.rootPid, `${process.pid}\n`)
+  const program = Effect.gen(function*() {
+    const stopRequested = yield* Deferred.make<string>()
+    const signal = (name: string) => () => Effect.runFork(Deferred.succeed(stopRequested, name))
+    process.on("SIGTERM", signal("SIGTERM"))
+    process.on("SIGINT", signal("SIGINT"))
+    process.on("SIGHUP", signal("SIGHUP"))
+
+    const scope = yield* Scope.make()
+    const rootHandle = yield* Deferred.make<SupervisorHandle>()
+    const services = yield* Effect.context<never>()
+    const run = <A>(e: Effect.Effect<A, unknown>) => Effect.runPromiseWith(services)(e)
+    const handle = async (req: ControlRequest): Promise<ControlReply> => {
+      switch (req.cmd) {
+        case "ping":
+          return { ok: true, pid: process.pid }
+        case "stop":
+          await run(Deferred.succeed(stopRequested, "sagews stop"))
+          return { ok: true }
+        case "status":
+          return run(Effect.flatMap(Deferred.await(rootHandle), (root) => statusReply(root, o.config)))
+        case "restart": {
+          const exit = await run(Effect.exit(Effect.flatMap(Deferred.await(rootHandle), (root) => root.restartChild(req.id))))
+          return Exit.isSuccess(exit) ? { ok: true } : { ok: false, error: `cannot restart ${req.id}: ${Cause.pretty(exit.cause).split("\n")[0]}` }
+        }
+      }
+    }
+    yield* Effect.logInfo(`starting the tree in ${paths.data}`)
+    const root = yield* make(treeSpec(o.config, paths.data, [controlChild(paths.control, handle)])).pipe(Scope.provide(scope))
+    yield* Deferred.succeed(rootHandle, root)
+    yield* Effect.logInfo(`sagews is running: ${urlOf(o.config)}`)
+    process.stdout.write(`sagews is running: ${urlOf(o.config)}  (pid ${process.pid}, data ${paths.data})\n`)
+
+    const escalation = yield* Effect.forkChild(Effect.exit(root.await))
+    const why = yield* Effect.raceFirst(
+      Deferred.await(stopRequested).pipe(Effect.map((reason) => ({ reason, code: 0 }))),
+      Fiber.join(escalation).pipe(
+        Effect.map((exit) => Exit.isSuccess(exit) ? { reason: "the tree stopped", code: 0 } : { reason: `the root gave up: ${String(exit.cause)}`, code: 1 }),
+      ),
+    )
+    yield* Effect.logInfo(`stopping (${why.reason})`)
+    yield* Scope.close(scope, Exit.void)
+    yield* Effect.logInfo("stopped; nothing of the tree is left running")
+    return why.code
+  })
+  return Effect.runPromise(program.pipe(Effect.provide(rootLoggerLayer(paths.logFile("sagews"), true)))).finally(() => {
+    rmSync(paths.control, { force: true })
+    rmSync(paths.rootPid, { force: true })
+  })
+}
+
+export const stopCommand = async (paths: DataPaths): Promise<number> => {
+  const pid = livingRoot(paths)
+  try {
+    const reply = await callControl(paths.control, { cmd: "stop" }, 10_000)
+    if (!reply.ok) throw new Error(reply.error)
+  } catch (e) {
+    if (!(e instanceof NotRunning) || pid === undefined) throw e
+    process.kill(pid, "SIGTERM") // starting up: no control socket yet, but the root handles SIGTERM
+  }
+  if (pid !== undefined && !(await waitGone(pid, STOP_TIMEOUT_MS))) {
+    process.stderr.write(`sagews: the root (pid ${pid}) did not stop within ${STOP_TIMEOUT_MS / 1000} s\n`)
+    return 1
+  }
+  process.stdout.write("sagews: stopped\n")
+  return 0
+}

@@ -1,0 +1,50 @@
+// The shape of sagews's configuration, validated with zod. Defaults live in conf/sagews.json, not here:
+// every field is required in the merged result, so a default missing from that file is a startup error.
+import { z } from "zod"
+
+const port = z.number({ error: "expected a port number" }).int("expected an integer port").min(1, "expected a port 1-65535").max(65535, "expected a port 1-65535")
+const positiveInt = z.number({ error: "expected a number" }).int("expected an integer").min(1, "expected an integer >= 1")
+const ms = z.number({ error: "expected milliseconds" }).int("expected whole milliseconds").min(1, "expected milliseconds >= 1")
+
+export const ConfigSchema = z.strictObject({
+  $comment: z.string().optional(),
+  /** the host name stored with every log row; empty = os.hostname() */
+  host: z.string(),
+  /** the address haproxy's front port binds (0.0.0.0 to serve other machines) */
+  bind: z.string().min(1, "expected an address such as 127.0.0.1"),
+  /** the front door: the only port a browser needs */
+  port,
+  postgres: z.strictObject({
+    port,
+    /** an external PostgreSQL instead of the cluster sagews owns; empty = own cluster */
+    url: z.string(),
+    /** initdb --no-sync and fsync=off: for tests only, a crash of the machine can lose data */
+    fastInit: z.boolean({ error: "expected true or false" }),
+  }),
+  cache: z.strictObject({
+    enabled: z.boolean({ error: "expected true or false" }),
+    port,
+    memoryMb: positiveInt,
+    ttlSeconds: positiveInt,
+  }),
+  nginx: z.strictObject({ port }),
+  backends: z.strictObject({ count: positiveInt.max(32, "expected at most 32 backends"), basePort: port }),
+  workers: z.strictObject({ count: positiveInt.max(64, "expected at most 64 workers"), basePort: port }),
+  supervisor: z.strictObject({
+    /** at most `intensity` restarts in `period` seconds before a supervisor gives up and escalates */
+    intensity: z.number().int().min(0, "expected an integer >= 0"),
+    period: positiveInt,
+    backoffMs: ms,
+    backoffCapMs: ms,
+  }),
+  liveness: z.strictObject({
+    /** how often each component is probed; a hung one is killed after failures * intervalMs + timeoutMs */
+    intervalMs: ms,
+    timeoutMs: ms,
+    failures: positiveInt,
+  }),
+  /** how long a component gets between SIGTERM and SIGKILL */
+  shutdownMs: ms,
+})
+
+export type Config = z.infer<typeof ConfigSchema>
