@@ -1,0 +1,135 @@
+// The memcached actor: the shared result cache, one memcached on 127.0.0.1, ready and alive when it
+// answers `version` (a stopped memcached still accepts TCP connections but never answers).
+import { execFile } from "node:child_process"
+import net from "node:net"
+import { Effect } from "effect"
+import type { ChildSpec, Restart } from "../supervisors/child.ts"
+import { type LivenessOptions, processSpec } from "./process.ts"
+
+export interface MemcachedOptions {
+  readonly dataDir: string
+  readonly port: number
+  /** cache size (memcached's -m) */
+  readonly memoryMb: number
+  /** child id, names the log and pid files */
+  readonly id?: string
+  readonly restart?: Restart
+  /** liveness timing (the probe is the actor's own); default: this file's LIVENESS */
+  readonly liveness?: Omit<LivenessOptions, "probe">
+}
+
+/** Debian's path; memcached is not a login tool, so it may be missing from a non-root PATH otherwise. */
+export const MEMCACHED_BIN = "/usr/bin/memcached"
+
+/** Max simultaneous client connections (-c): backends keep small pools, so this is ample headroom. */
+const MAX_CONNECTIONS = 1024
+/** Worker threads (-t): the machine has two cores shared with everything else. */
+const THREADS = 2
+/** One `version` round trip on loopback takes well under a millisecond; this only bounds a hung server. */
+const VERSION_TIMEOUT_MS = 1_000
+/** A hung memcached is SIGKILLed after about interval x failures (3 s). */
+const LIVENESS: Omit<LivenessOptions, "probe"> = { interval: 1_000, timeout: 1_000, failures: 3 }
+/** SIGTERM takes up to ~1 s (INFRA.md): wait a little longer before SIGKILL. */
+const SHUTDOWN_MS = 3_000
+/** The Debian package's system user; root must name one with -u or memcached exits 64. */
+const MEMCACHED_USER = "memcache"
+const FALLBACK_USER = "nobody"
+
+/**
+ * Sends `version\r\n` to memcached on 127.0.0.1:port and returns the version it reports. Fails with a
+ * message when nothing answers with `VERSION ...` within `timeoutMs`.
+ */
+export const memcachedVersion = (port: number, timeoutMs = VERSION_TIMEOUT_MS): Effect.Effect<string, string> =>
+  Effect.callback<string, string>((resume) => {
+    let buffer = ""
+    const socket = net.connect({ host: "127.0.0.1", port })
+    const done = (result: Effect.Effect<string, string>) => {
+      clearTimeout(timer)
+      socket.destroy()
+      resume(result)
+    }
+    const timer = setTimeout(
+      () => done(Effect.fail(`memcached on port ${port} did not answer "version" within ${timeoutMs} ms`)),
+      timeoutMs,
+    )
+    socket.setEncoding("utf8")
+    socket.on("connect", () => socket.write("version\r\n"))
+    socket.on("data", (chunk: string) => {
+      buffer += chunk
+      const end = buffer.indexOf("\r\n")
+      if (end < 0) return
+      const line = buffer.slice(0, end)
+      done(
+        line.startsWith("VERSION ")
+          ? Effect.succeed(line.slice("VERSION ".length))
+          : Effect.fail(`memcached on port ${port} answered "version" with ${JSON.stringify(line)}`),
+      )
+    })
+    socket.on("error", (e) => done(Effect.fail(`memcached on port ${port}: ${e.message}`)))
+    socket.on("close", () => done(Effect.fail(`memcached on port ${port} closed the connection`)))
+    return Effect.sync(() => {
+      clearTimeout(timer)
+      socket.destroy()
+    })
+  })
+
+const userExists = (name: string): Effect.Effect<boolean> =>
+  Effect.callback<boolean>((resume) => {
+    execFile("id", ["-u", name], (error) => resume(Effect.succeed(error === null)))
+  })
+
+const createSystemUser = (name: string): Effect.Effect<boolean> =>
+  Effect.callback<boolean>((resume) => {
+    execFile(
+      "useradd",
+      ["--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", name],
+      (error) => resume(Effect.succeed(error === null)),
+    )
+  })
+
+/**
+ * The user memcached drops to when we run as root: Debian's `memcache` (created if the package did not),
+ * else `nobody`. Undefined when not root: memcached then simply runs as us.
+ */
+export const memcachedUser: Effect.Effect<string | undefined> = Effect.gen(function* () {
+  if (process.getuid?.() !== 0) return undefined
+  if (yield* userExists(MEMCACHED_USER)) return MEMCACHED_USER
+  if (yield* createSystemUser(MEMCACHED_USER)) return MEMCACHED_USER
+  yield* Effect.logWarning(`cannot create the system user "${MEMCACHED_USER}"; memcached runs as "${FALLBACK_USER}"`)
+  return FALLBACK_USER
+})
+
+export const memcachedArgs = (options: MemcachedOptions, user: string | undefined): ReadonlyArray<string> => [
+  "-l", "127.0.0.1",
+  "-p", String(options.port),
+  "-U", "0", // no UDP: it only widens the attack surface
+  "-m", String(options.memoryMb),
+  "-c", String(MAX_CONNECTIONS),
+  "-t", String(THREADS),
+  ...(user === undefined ? [] : ["-u", user]),
+]
+
+export const memcachedSpec = (options: MemcachedOptions): ChildSpec => {
+  const id = options.id ?? "memcached"
+  const probe = { _tag: "custom", check: memcachedVersion(options.port).pipe(Effect.asVoid) } as const
+  return {
+    id,
+    restart: options.restart ?? "permanent",
+    shutdown: SHUTDOWN_MS,
+    start: Effect.gen(function* () {
+      const user = yield* memcachedUser
+      const spec = processSpec({
+        id,
+        command: MEMCACHED_BIN,
+        args: memcachedArgs(options, user),
+        dataDir: options.dataDir,
+        port: options.port,
+        ready: probe,
+        liveness: { probe, ...(options.liveness ?? LIVENESS) },
+        shutdown: SHUTDOWN_MS,
+        restart: options.restart ?? "permanent",
+      })
+      return yield* spec.start
+    }),
+  }
+}
