@@ -2,12 +2,12 @@
 // run master-worker from conf/haproxy.cfg.template, and `reloadHaproxy` for a new backend set without dropping connections.
 import { execFile } from "node:child_process"
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises"
-import net from "node:net"
 import { join, resolve } from "node:path"
 import { Data, Effect, Schedule, Semaphore } from "effect"
 import { CONF_DIR, renderTemplateFile } from "../src/config/render.ts"
 import type { ChildSpec, Restart } from "../supervisors/child.ts"
 import { ExitReason } from "../supervisors/exit.ts"
+import { CLI_TIMEOUT_MS, haproxyCommand, parseShowProc, type ProcList } from "./haproxycli.ts"
 import { type LivenessOptions, type LogLevel, processSpec } from "./process.ts"
 
 export interface HaproxyBackend {
@@ -34,8 +34,6 @@ export const HAPROXY_BIN = "/usr/sbin/haproxy"
 export const HAPROXY_TEMPLATE = join(CONF_DIR, "haproxy.cfg.template")
 /** An old worker keeps serving its open connections (WebSockets) after a reload for at most this long. */
 const HARD_STOP_AFTER = "30s"
-/** One master CLI round trip takes ~1 ms; this only bounds a hung master. */
-const CLI_TIMEOUT_MS = 1_000
 const READY_TIMEOUT_MS = 10_000
 /** A hung haproxy is SIGKILLed after about interval x failures (3 s). */
 const LIVENESS: Omit<LivenessOptions, "probe"> = { interval: 1_000, timeout: CLI_TIMEOUT_MS, failures: 3 }
@@ -48,6 +46,8 @@ const RELOAD_POLL = Schedule.spaced("50 millis")
 const MAX_SOCKET_PATH = 107
 
 /** Everything haproxy reads or writes in the data dir, as absolute paths (`-S` requires one). */
+export { haproxyCommand, parseShowProc, type ProcList }
+
 export const haproxyPaths = (dataDir: string) => {
   const data = resolve(dataDir)
   return {
@@ -83,62 +83,6 @@ export const invalidBackends = (backends: ReadonlyArray<HaproxyBackend>): string
 
 export const serverLines = (backends: ReadonlyArray<HaproxyBackend>): string =>
   backends.map((b) => `    server ${b.name} 127.0.0.1:${b.port} check cookie ${b.name}`).join("\n")
-
-/**
- * Sends one command to a haproxy CLI socket (master CLI or runtime API) and returns the whole answer.
- * The master CLI answers only after the client half-closes, so the command goes out with `end`.
- */
-export const haproxyCommand = (socketPath: string, command: string, timeoutMs = CLI_TIMEOUT_MS) =>
-  Effect.callback<string, string>((resume) => {
-    let answer = ""
-    const socket = net.connect(socketPath)
-    const done = (result: Effect.Effect<string, string>) => {
-      clearTimeout(timer)
-      socket.destroy()
-      resume(result)
-    }
-    const timer = setTimeout(
-      () => done(Effect.fail(`haproxy did not answer "${command}" on ${socketPath} within ${timeoutMs} ms`)),
-      timeoutMs,
-    )
-    socket.setEncoding("utf8")
-    socket.on("connect", () => socket.end(`${command}\n`))
-    socket.on("data", (chunk: string) => (answer += chunk))
-    socket.on("end", () => done(Effect.succeed(answer)))
-    socket.on("error", (e) => done(Effect.fail(`haproxy socket ${socketPath}: ${e.message}`)))
-    return Effect.sync(() => {
-      clearTimeout(timer)
-      socket.destroy()
-    })
-  })
-
-export interface ProcList {
-  readonly master: number
-  /** failed reloads the master counts (2.6: `0 [failed: N]` in its reloads column) */
-  readonly failedReloads: number
-  readonly workers: ReadonlyArray<number>
-}
-
-/** Parses the master CLI's `show proc`: the master line, then the pids under `# workers`. */
-export const parseShowProc = (text: string): ProcList | undefined => {
-  let master: number | undefined
-  let failedReloads = 0
-  const workers: Array<number> = []
-  let section = ""
-  for (const line of text.split("\n")) {
-    if (line.startsWith("#")) {
-      section = line
-      continue
-    }
-    const [pid, type] = line.trim().split(/\s+/)
-    if (pid === undefined || type === undefined) continue
-    if (type === "master") {
-      master = Number(pid)
-      failedReloads = Number(/\[failed: (\d+)\]/.exec(line)?.[1] ?? 0)
-    } else if (type === "worker" && section === "# workers") workers.push(Number(pid))
-  }
-  return master === undefined ? undefined : { master, failedReloads, workers }
-}
 
 /** `show proc` on the master CLI, parsed. */
 export const showProc = (dataDir: string): Effect.Effect<ProcList, string> =>

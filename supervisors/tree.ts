@@ -1,0 +1,64 @@
+// The sagews tree, declared as data from the configuration (DESIGN.md, "The tree"):
+// store (postgres, memcached), logwatch, compute (workers), web (backends, nginx, haproxy), control.
+import { fileURLToPath } from "node:url"
+import type { Config } from "../src/config/schema.ts"
+import { databaseUrl } from "../src/config/database.ts"
+import { backendSpec } from "../actors/backend.ts"
+import { haproxySpec } from "../actors/haproxy.ts"
+import { logwatchSpec } from "../actors/logwatch.ts"
+import { memcachedSpec } from "../actors/memcached.ts"
+import { nginxSpec } from "../actors/nginx.ts"
+import { postgresSpec } from "../actors/postgres.ts"
+import { workerSpec } from "../actors/worker.ts"
+import type { ChildSpec } from "./child.ts"
+import type { SupervisorSpec } from "./declaration.ts"
+import { supervisorChild } from "./supervisor.ts"
+
+const STATIC_ROOT = fileURLToPath(new URL("../static", import.meta.url))
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1)
+
+export const treeSpec = (config: Config, dataDir: string, extra: ReadonlyArray<ChildSpec> = []): SupervisorSpec => {
+  const policy = {
+    intensity: config.supervisor.intensity,
+    period: config.supervisor.period,
+    backoff: { initial: config.supervisor.backoffMs, max: config.supervisor.backoffCapMs },
+  }
+  const liveness = { interval: config.liveness.intervalMs, timeout: config.liveness.timeoutMs, failures: config.liveness.failures }
+  const dbUrl = databaseUrl(config)
+  const backends = range(config.backends.count).map((i) => ({ name: `b${i}`, id: `backend:${i}`, port: config.backends.basePort + i - 1 }))
+  const workers = range(config.workers.count).map((i) => ({ id: `worker:${i}`, port: config.workers.basePort + i - 1 }))
+
+  const store = supervisorChild({
+    id: "store",
+    strategy: "one_for_one",
+    ...policy,
+    children: [
+      ...(config.postgres.url ? [] : [postgresSpec({ dataDir, port: config.postgres.port, fastInit: config.postgres.fastInit })]),
+      ...(config.cache.enabled ? [memcachedSpec({ dataDir, port: config.cache.port, memoryMb: config.cache.memoryMb, liveness })] : []),
+    ],
+  })
+  const compute = supervisorChild({
+    id: "compute",
+    strategy: "one_for_one",
+    ...policy,
+    children: workers.map((w) => workerSpec({ id: w.id, dataDir, port: w.port })),
+  })
+  const web = supervisorChild({
+    id: "web",
+    strategy: "one_for_one",
+    ...policy,
+    children: [
+      ...backends.map((b) => backendSpec({ id: b.id, dataDir, port: b.port, liveness, shutdown: config.shutdownMs })),
+      nginxSpec({ dataDir, port: config.nginx.port, staticRoot: STATIC_ROOT, liveness }),
+      haproxySpec({ dataDir, port: config.port, bind: config.bind, backends: backends.map((b) => ({ name: b.name, port: b.port })), nginxPort: config.nginx.port, liveness }),
+    ],
+  })
+  return {
+    id: "sagews",
+    // Parts reconnect to what they use; nothing restarts a user session but its own failure.
+    strategy: "one_for_one",
+    ...policy,
+    children: [store, logwatchSpec({ dataDir, dbUrl, host: config.host }), compute, web, ...extra],
+  }
+}

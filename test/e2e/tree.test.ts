@@ -1,0 +1,105 @@
+// The whole tree through the real CLI: start, the front door, healing after SIGKILL and SIGSTOP of every
+// component, and a stop that leaves nothing behind.
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { alive, makeStack, type Stack, type StatusRow } from "./stack.ts"
+import { sockjsEcho } from "./sockjs.ts"
+
+const COMPONENTS = ["postgres", "memcached", "logwatch", "worker:1", "backend:1", "nginx", "haproxy"]
+
+const row = (rows: ReadonlyArray<StatusRow>, id: string): StatusRow => {
+  const r = rows.find((x) => x.id === id)
+  if (!r) throw new Error(`status has no ${id}: ${rows.map((x) => x.id).join(", ")}`)
+  return r
+}
+
+/** Wait until `id` runs again as a new process, restarted once more than before. */
+const healed = async (stack: Stack, id: string, before: StatusRow, timeoutMs = 60_000): Promise<StatusRow> => {
+  const deadline = Date.now() + timeoutMs
+  let last: StatusRow | undefined
+  while (Date.now() < deadline) {
+    const rows = await stack.status()
+    last = row(rows, id)
+    if (last.state === "running" && last.pid !== before.pid && last.restarts > before.restarts) {
+      await stack.waitRunning()
+      return last
+    }
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  throw new Error(`${id} did not come back within ${timeoutMs} ms: ${JSON.stringify(last)}`)
+}
+
+describe("a running tree", () => {
+  let stack: Stack
+
+  beforeAll(async () => {
+    stack = await makeStack({ extraEnv: { SAGEWS_SUPERVISOR_INTENSITY: "30", SAGEWS_SUPERVISOR_PERIOD: "10" } })
+    await stack.startForeground()
+  })
+
+  afterAll(async () => {
+    await stack?.cleanup()
+  })
+
+  it("runs every component and shows them in status", async () => {
+    const rows = await stack.waitRunning()
+    for (const id of COMPONENTS) {
+      const r = row(rows, id)
+      expect(r.state).toBe("running")
+      expect(r.pid).toBeGreaterThan(0)
+    }
+    const r = await stack.cli(["status"])
+    expect(r.code).toBe(0)
+    expect(r.stdout).toMatch(/^ID\s+STATE\s+PID\s+UPTIME\s+RESTARTS\s+LAST EXIT\s+PORT/m)
+    expect(r.stdout).toContain(stack.url)
+  })
+
+  it("serves the page through haproxy and nginx", async () => {
+    const res = await fetch(`${stack.url}/`)
+    expect(res.status).toBe(200)
+    expect(await res.text()).toContain("<title>sagews</title>")
+  })
+
+  it("answers the SockJS echo through haproxy over websocket and xhr-streaming", async () => {
+    expect(await sockjsEcho(`${stack.url}/sockjs`, "websocket", "hello over websocket")).toBe("hello over websocket")
+    expect(await sockjsEcho(`${stack.url}/sockjs`, "xhr-streaming", "hello over xhr")).toBe("hello over xhr")
+  })
+
+  it("says it is already running when started twice on the same data dir", async () => {
+    const r = await stack.cli(["start"])
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain("already running")
+  })
+
+  for (const id of COMPONENTS) {
+    it(`restarts ${id} after SIGKILL and shows Killed(SIGKILL)`, async () => {
+      const before = row(await stack.status(), id)
+      process.kill(before.pid!, "SIGKILL")
+      const after = await healed(stack, id, before)
+      expect(after.lastExit).toBe("Killed(SIGKILL)")
+      expect(after.restarts).toBe(before.restarts + 1)
+    })
+
+    it(`kills and restarts ${id} when it hangs (SIGSTOP)`, async () => {
+      const before = row(await stack.status(), id)
+      process.kill(before.pid!, "SIGSTOP")
+      const after = await healed(stack, id, before)
+      expect(after.lastExit).toBe("Timeout(liveness)")
+      expect(alive(before.pid!)).toBe(false)
+    })
+  }
+
+  it("still serves the page and the echo after all that", async () => {
+    const res = await fetch(`${stack.url}/`)
+    expect(res.status).toBe(200)
+    expect(await sockjsEcho(`${stack.url}/sockjs`, "websocket", "still here")).toBe("still here")
+  })
+
+  it("stops with `sagews stop`, leaving no process of the tree", async () => {
+    const r = await stack.cli(["stop"])
+    expect(r.code).toBe(0)
+    expect(stack.processes()).toEqual([])
+    const s = await stack.cli(["status"])
+    expect(s.code).toBe(1)
+    expect(s.stderr).toContain("not running")
+  })
+})
