@@ -65,9 +65,17 @@ export const benchLogwatch = async (): Promise<Record<string, number>> => {
     const results: Record<string, number> = {}
 
     writeLines(logDir, 0, BACKLOG_LINES, 10_000)
+    const backlogBytes = bytes()
     const t0 = performance.now()
     stops.push(await start(logwatchSpec({ dataDir, dbUrl: localUrl(PORT), host: "bench" })))
-    results[`backlog of ${BACKLOG_LINES} lines, from logwatch start (lines/s)`] = Math.round(BACKLOG_LINES / ((await until()) - t0) * 1000)
+    results["logwatch start to ready (ms)"] = Math.round(performance.now() - t0)
+    // the rate from the first committed batch on, so that Node's start-up does not count
+    let first = 0
+    while ((first = await shipped()) === 0) await new Promise((resolve) => setTimeout(resolve, 5))
+    const t1first = performance.now()
+    const backlogDone = await until()
+    results[`backlog of ${BACKLOG_LINES} lines (lines/s)`] =
+      Math.round(((backlogBytes - first) / backlogBytes) * BACKLOG_LINES / (backlogDone - t1first) * 1000)
 
     const t1 = performance.now()
     writeLines(logDir, BACKLOG_LINES, LIVE_LINES, LIVE_CHUNK)

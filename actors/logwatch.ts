@@ -1,0 +1,40 @@
+// The logwatch actor: one logwatch per host, shipping <data>/log/*.log into PostgreSQL (src/logwatch/main.ts).
+// Ready and alive while its unix socket answers; its failure touches nothing else (it resumes from committed offsets).
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import type { ChildSpec, Restart } from "../supervisors/child.ts"
+import { type LivenessOptions, processSpec, type Probe } from "./process.ts"
+
+export interface LogwatchOptions {
+  readonly dataDir: string
+  /** where the `log` table is: the local cluster's URL or the external one */
+  readonly dbUrl: string
+  /** stored with every row; empty or missing = os.hostname() */
+  readonly host?: string
+  readonly id?: string
+  readonly restart?: Restart
+  readonly liveness?: Omit<LivenessOptions, "probe">
+}
+
+const MAIN = fileURLToPath(new URL("../src/logwatch/main.ts", import.meta.url))
+/** The socket answers from the event loop: a hung or stopped logwatch is killed after about 3 s. */
+const LIVENESS: Omit<LivenessOptions, "probe"> = { interval: 1_000, timeout: 1_000, failures: 3 }
+/** SIGTERM: logwatch finishes the commit in flight and flushes for at most 2 s */
+const SHUTDOWN_MS = 5_000
+
+export const logwatchSpec = (options: LogwatchOptions): ChildSpec => {
+  const dataDir = path.resolve(options.dataDir)
+  const socket: Probe = { _tag: "banner", path: path.join(dataDir, "run", "logwatch.sock") }
+  return processSpec({
+    id: options.id ?? "logwatch",
+    command: process.execPath,
+    args: [MAIN, "--data", dataDir, "--db", options.dbUrl, ...(options.host ? ["--host", options.host] : [])],
+    dataDir,
+    ready: socket,
+    liveness: { probe: socket, ...(options.liveness ?? LIVENESS) },
+    stopSignal: "SIGTERM",
+    shutdown: SHUTDOWN_MS,
+    restart: options.restart ?? "permanent",
+    logFormat: "json",
+  })
+}

@@ -1,0 +1,115 @@
+// The postgres actor: the PostgreSQL cluster sagews owns in <data>/pg, run as an unprivileged system user.
+// Each start: system user, directories, initdb (first start only), leftovers of a killed postmaster; ready = SELECT 1 + migrations.
+import * as path from "node:path"
+import { Effect } from "effect"
+import type { ChildSpec, Restart } from "../supervisors/child.ts"
+import { ExitReason } from "../supervisors/exit.ts"
+import { ClusterError, type ClusterUser, clusterPaths, ensureSystemUser, findBinDir, initdb, prepareDirs } from "../src/db/cluster.ts"
+import { connect, ensureDatabase, query } from "../src/db/client.ts"
+import { clearLeftovers } from "../src/db/leftovers.ts"
+import { migrate } from "../src/db/migrate.ts"
+import { localUrl, withDatabase } from "../src/db/url.ts"
+import { type LivenessOptions, type LogLevel, type ProcessOptions, processSpec } from "./process.ts"
+
+export interface PostgresOptions {
+  readonly dataDir: string
+  readonly port: number
+  /** initdb --no-sync and fsync=off: for tests only, a crash of the machine can lose data */
+  readonly fastInit?: boolean
+  /** where initdb and postgres are (default: Debian's PostgreSQL 15) */
+  readonly binDir?: string
+  readonly id?: string
+  readonly restart?: Restart
+  readonly liveness?: Omit<LivenessOptions, "probe">
+  /** ms for the first SELECT 1 and the migrations together */
+  readonly readyTimeout?: number
+}
+
+/** A hung postgres (SIGSTOP, stuck I/O) is killed after about interval x failures + timeout. */
+const LIVENESS: Omit<LivenessOptions, "probe"> = { interval: 2_000, timeout: 2_000, failures: 3 }
+/** SIGINT is a fast shutdown (~15 ms, INFRA.md), but its shutdown checkpoint can take seconds on a busy cluster. */
+const SHUTDOWN_MS = 10_000
+/** ms for the first SELECT 1 and the migrations together, counted from the spawn */
+const READY_TIMEOUT = 30_000
+/** one connection attempt of a probe: loopback answers in ms, so this only bounds a hung server */
+const PROBE_CONNECT_TIMEOUT = 1_000
+
+const LEVEL_OF: Readonly<Record<string, LogLevel>> = {
+  DEBUG: "debug", LOG: "info", INFO: "info", NOTICE: "info", DETAIL: "info", HINT: "info", STATEMENT: "info",
+  CONTEXT: "info", WARNING: "warn", ERROR: "error", FATAL: "fatal", PANIC: "fatal",
+}
+const LEVEL_PATTERN = /\b(DEBUG\d?|LOG|INFO|NOTICE|DETAIL|HINT|STATEMENT|CONTEXT|WARNING|ERROR|FATAL|PANIC):  /
+
+/** postgres writes every message to stderr: its own severity decides the level, not the stream. */
+export const postgresLevel = (line: string): LogLevel => {
+  const severity = LEVEL_PATTERN.exec(line)?.[1]?.replace(/\d$/, "")
+  return (severity !== undefined ? LEVEL_OF[severity] : undefined) ?? "info"
+}
+
+/** A real connection and a query, within the probe's time. */
+export const ping = (url: string, timeout = PROBE_CONNECT_TIMEOUT): Effect.Effect<void, string> =>
+  Effect.scoped(
+    Effect.gen(function*() {
+      const client = yield* connect(url, { connectTimeout: timeout, queryTimeout: timeout })
+      yield* query(client, "SELECT 1")
+    }),
+  ).pipe(Effect.mapError((e) => `${e.operation}: ${e.message}`))
+
+/** Creates the database when missing and brings it to the current schema (idempotent: runs on every start). */
+export const prepareDatabase = (url: string): Effect.Effect<void, string> =>
+  Effect.gen(function*() {
+    yield* ensureDatabase(url, { connectTimeout: PROBE_CONNECT_TIMEOUT })
+    yield* migrate(url, { connectTimeout: PROBE_CONNECT_TIMEOUT })
+  }).pipe(Effect.mapError((e) => `${e.operation}: ${e.message}`))
+
+export const postgresSpec = (options: PostgresOptions): ChildSpec => {
+  const id = options.id ?? "postgres"
+  const dataDir = path.resolve(options.dataDir)
+  const url = localUrl(options.port)
+  const adminUrl = withDatabase(url, "postgres")
+  const paths = clusterPaths(dataDir)
+  const args = ["-D", paths.pg, "-p", String(options.port), "-k", paths.socketDir, "-c", "listen_addresses=127.0.0.1"]
+  if (options.fastInit) args.push("-c", "fsync=off")
+  const restart = options.restart ?? "permanent"
+
+  // The uid/gid and the binaries are known only at start (the system user may not exist yet).
+  const processOptions = (user: ClusterUser, binDir: string): ProcessOptions => ({
+    id,
+    command: path.join(binDir, "postgres"),
+    args,
+    dataDir,
+    ...(user.uid !== undefined ? { uid: user.uid } : {}),
+    ...(user.gid !== undefined ? { gid: user.gid } : {}),
+    env: { LC_ALL: "C.UTF-8" },
+    ready: { _tag: "custom", check: Effect.andThen(ping(adminUrl), prepareDatabase(url)) },
+    readyTimeout: options.readyTimeout ?? READY_TIMEOUT,
+    liveness: { probe: { _tag: "custom", check: ping(adminUrl) }, ...(options.liveness ?? LIVENESS) },
+    port: options.port,
+    stopSignal: "SIGINT",
+    shutdown: SHUTDOWN_MS,
+    restart,
+    levelOf: postgresLevel,
+  })
+
+  const prepare = Effect.gen(function*() {
+    const user = yield* ensureSystemUser
+    const binDir = yield* findBinDir(options.binDir)
+    yield* prepareDirs(dataDir, user)
+    // A SIGKILLed postmaster's orphaned backends (holding its shared memory) and postmaster.pid would stop this start.
+    yield* clearLeftovers(paths.pg)
+    yield* initdb(dataDir, user, binDir, { noSync: options.fastInit })
+    return processOptions(user, binDir)
+  })
+
+  return {
+    id,
+    restart,
+    shutdown: SHUTDOWN_MS,
+    type: "worker",
+    start: prepare.pipe(
+      Effect.flatMap((opts) => Effect.try({ try: () => processSpec(opts), catch: (e) => new ClusterError({ message: String(e) }) })),
+      Effect.mapError((error) => ExitReason.Crash({ cause: error.message })),
+      Effect.flatMap((spec) => spec.start),
+    ),
+  }
+}
