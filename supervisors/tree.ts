@@ -2,19 +2,30 @@
 // store (postgres, memcached), logwatch, compute (workers), web (backends, nginx, haproxy), control.
 import { fileURLToPath } from "node:url"
 import type { Config } from "../src/config/schema.ts"
-import { databaseUrl } from "../src/config/database.ts"
+import { databaseUrl } from "../src/db/url.ts"
+import { Effect } from "effect"
 import { backendSpec } from "../actors/backend.ts"
 import { haproxySpec } from "../actors/haproxy.ts"
 import { logwatchSpec } from "../actors/logwatch.ts"
 import { memcachedSpec } from "../actors/memcached.ts"
 import { nginxSpec } from "../actors/nginx.ts"
-import { postgresSpec } from "../actors/postgres.ts"
+import { postgresSpec, prepareDatabase } from "../actors/postgres.ts"
 import { workerSpec } from "../actors/worker.ts"
 import type { ChildSpec } from "./child.ts"
+import { ExitReason } from "./exit.ts"
+import { fiberChild } from "./fiber.ts"
 import type { SupervisorSpec } from "./declaration.ts"
 import { supervisorChild } from "./supervisor.ts"
 
 const STATIC_ROOT = fileURLToPath(new URL("../static", import.meta.url))
+
+/** An operator's own PostgreSQL: nothing to run, but the schema is brought up to date before anything uses it. */
+const externalPostgres = (url: string): ChildSpec =>
+  fiberChild({
+    id: "postgres",
+    ready: prepareDatabase(url).pipe(Effect.mapError((cause) => ExitReason.Crash({ cause: `external PostgreSQL: ${cause}` }))),
+    run: Effect.never,
+  })
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1)
 
@@ -25,7 +36,7 @@ export const treeSpec = (config: Config, dataDir: string, extra: ReadonlyArray<C
     backoff: { initial: config.supervisor.backoffMs, max: config.supervisor.backoffCapMs },
   }
   const liveness = { interval: config.liveness.intervalMs, timeout: config.liveness.timeoutMs, failures: config.liveness.failures }
-  const dbUrl = databaseUrl(config)
+  const dbUrl = databaseUrl({ port: config.postgres.port, url: config.postgres.url || undefined })
   const backends = range(config.backends.count).map((i) => ({ name: `b${i}`, id: `backend:${i}`, port: config.backends.basePort + i - 1 }))
   const workers = range(config.workers.count).map((i) => ({ id: `worker:${i}`, port: config.workers.basePort + i - 1 }))
 
@@ -34,7 +45,9 @@ export const treeSpec = (config: Config, dataDir: string, extra: ReadonlyArray<C
     strategy: "one_for_one",
     ...policy,
     children: [
-      ...(config.postgres.url ? [] : [postgresSpec({ dataDir, port: config.postgres.port, fastInit: config.postgres.fastInit })]),
+      config.postgres.url
+        ? externalPostgres(dbUrl)
+        : postgresSpec({ dataDir, port: config.postgres.port, fastInit: config.postgres.fastInit, liveness }),
       ...(config.cache.enabled ? [memcachedSpec({ dataDir, port: config.cache.port, memoryMb: config.cache.memoryMb, liveness })] : []),
     ],
   })
@@ -59,6 +72,6 @@ export const treeSpec = (config: Config, dataDir: string, extra: ReadonlyArray<C
     // Parts reconnect to what they use; nothing restarts a user session but its own failure.
     strategy: "one_for_one",
     ...policy,
-    children: [store, logwatchSpec({ dataDir, dbUrl, host: config.host }), compute, web, ...extra],
+    children: [store, logwatchSpec({ dataDir, dbUrl, host: config.host, liveness }), compute, web, ...extra],
   }
 }

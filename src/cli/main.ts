@@ -1,7 +1,7 @@
 // The `sagews` command line: init, start, stop, status, restart, logs, config check.
 // Exit codes: 0 done, 1 failed or not running, 2 bad usage or bad configuration.
 import { ConfigError, loadConfig } from "../config/load.ts"
-import { databaseUrl } from "../config/database.ts"
+import { databaseUrl } from "../db/url.ts"
 import { dataPaths, defaultDataDir } from "../config/paths.ts"
 import { parse, UsageError, intOption } from "./args.ts"
 import { callControl, NotRunning } from "./control.ts"
@@ -91,7 +91,8 @@ const main = async (argv: ReadonlyArray<string>): Promise<number> => {
       if (rest.length > 1) throw new UsageError(`logs takes at most one component id, got ${JSON.stringify(rest.join(" "))}`)
       const abort = new AbortController()
       process.once("SIGINT", () => abort.abort())
-      await showLogs(databaseUrl(config()), { id: rest[0], sinceSeconds: parseSince(values.since ?? "10m"), follow: values.follow ?? false, out, signal: abort.signal })
+      const { postgres } = config()
+      await showLogs(databaseUrl({ port: postgres.port, url: postgres.url || undefined }), { id: rest[0], sinceSeconds: parseSince(values.since ?? "10m"), follow: values.follow ?? false, out, signal: abort.signal })
       return 0
     }
     case "config": {

@@ -88,10 +88,10 @@ describe("the tree's life cycle", () => {
     expect(env.stderr).toContain("postgres.port")
     expect(env.stderr).toContain("seventy")
     const file = join(stack.dataDir, "bad.json")
-    writeFileSync(file, JSON.stringify({ backends: { count: 0 } }))
+    writeFileSync(file, JSON.stringify({ cache: { memoryMb: 0 } })) // a field the stack's environment does not set
     const fromFile = await stack.cli(["config", "check", "--config", file])
     expect(fromFile.code).toBe(2)
-    expect(fromFile.stderr).toContain("backends.count = 0")
+    expect(fromFile.stderr).toContain("cache.memoryMb = 0")
     expect(fromFile.stderr).toContain(file)
     expect(stack.processes()).toEqual([])
   })

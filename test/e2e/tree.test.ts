@@ -2,7 +2,7 @@
 // component, and a stop that leaves nothing behind.
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { alive, makeStack, type Stack, type StatusRow } from "./stack.ts"
-import { sockjsEcho } from "./sockjs.ts"
+import { sockjsPing } from "./sockjs.ts"
 
 const COMPONENTS = ["postgres", "memcached", "logwatch", "worker:1", "backend:1", "nginx", "haproxy"]
 
@@ -59,9 +59,12 @@ describe("a running tree", () => {
     expect(await res.text()).toContain("<title>sagews</title>")
   })
 
-  it("answers the SockJS echo through haproxy over websocket and xhr-streaming", async () => {
-    expect(await sockjsEcho(`${stack.url}/sockjs`, "websocket", "hello over websocket")).toBe("hello over websocket")
-    expect(await sockjsEcho(`${stack.url}/sockjs`, "xhr-streaming", "hello over xhr")).toBe("hello over xhr")
+  it("answers a SockJS round trip through haproxy over websocket, xhr-streaming and xhr-polling", async () => {
+    for (const transport of ["websocket", "xhr-streaming", "xhr-polling"] as const) {
+      const pong = await sockjsPing(`${stack.url}/sockjs`, transport, `over-${transport}`)
+      expect(pong.id).toBe(`over-${transport}`)
+      expect(pong.backend).toMatch(/^backend:[12]$/)
+    }
   })
 
   it("says it is already running when started twice on the same data dir", async () => {
@@ -88,10 +91,10 @@ describe("a running tree", () => {
     })
   }
 
-  it("still serves the page and the echo after all that", async () => {
+  it("still serves the page and SockJS after all that", async () => {
     const res = await fetch(`${stack.url}/`)
     expect(res.status).toBe(200)
-    expect(await sockjsEcho(`${stack.url}/sockjs`, "websocket", "still here")).toBe("still here")
+    expect((await sockjsPing(`${stack.url}/sockjs`, "websocket", "still-here")).id).toBe("still-here")
   })
 
   it("stops with `sagews stop`, leaving no process of the tree", async () => {

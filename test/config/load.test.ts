@@ -1,0 +1,64 @@
+// Configuration loading: defaults < operator file < SAGEWS_* variables < command line, and errors that name
+// the field, the value, where it came from and what was expected.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { afterAll, describe, expect, it } from "vitest"
+import { ConfigError, loadConfig } from "../../src/config/load.ts"
+
+const dir = mkdtempSync(join(tmpdir(), "sagews-config-"))
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+const file = (name: string, content: string) => {
+  const path = join(dir, name)
+  writeFileSync(path, content)
+  return path
+}
+
+const problems = (f: () => unknown): string[] => {
+  try {
+    f()
+  } catch (e) {
+    if (e instanceof ConfigError) return [...e.problems]
+    throw e
+  }
+  throw new Error("expected a ConfigError")
+}
+
+describe("loadConfig", () => {
+  it("gives the defaults from conf/sagews.json", () => {
+    const c = loadConfig({ env: {} })
+    expect(c.port).toBe(8080)
+    expect(c.cache.enabled).toBe(true)
+    expect(c.host.length).toBeGreaterThan(0)
+  })
+
+  it("layers the operator's file, then the environment, then the command line", () => {
+    const f = file("layers.json", JSON.stringify({ port: 9000, nginx: { port: 9001 }, cache: { memoryMb: 32 } }))
+    const c = loadConfig({ file: f, env: { SAGEWS_NGINX_PORT: "9002", SAGEWS_CACHE_ENABLED: "false" }, overrides: { port: 9100 } })
+    expect(c.port).toBe(9100)
+    expect(c.nginx.port).toBe(9002)
+    expect(c.cache.memoryMb).toBe(32)
+    expect(c.cache.enabled).toBe(false)
+    expect(c.cache.port).toBe(11311) // untouched defaults stay
+  })
+
+  it("names the field, the value, its source and the expectation", () => {
+    const f = file("bad.json", JSON.stringify({ workers: { count: 0 } }))
+    const p = problems(() => loadConfig({ file: f, env: { SAGEWS_POSTGRES_PORT: "abc" } }))
+    expect(p).toContain(`workers.count = 0 (from ${f}): expected an integer >= 1`)
+    expect(p).toContain("postgres.port = \"abc\" (from SAGEWS_POSTGRES_PORT): expected a port number")
+  })
+
+  it("refuses unknown fields and unknown SAGEWS_ variables by name", () => {
+    const f = file("unknown.json", JSON.stringify({ cache: { ttl: 5 } }))
+    expect(problems(() => loadConfig({ file: f, env: {} })).join("\n")).toContain("unknown field cache.ttl")
+    expect(problems(() => loadConfig({ env: { SAGEWS_PROT: "1" } })).join("\n")).toContain("SAGEWS_PROT is not a sagews setting")
+  })
+
+  it("says which file is unreadable or not JSON", () => {
+    expect(problems(() => loadConfig({ file: join(dir, "missing.json"), env: {} }))[0]).toContain("cannot read config file")
+    const f = file("broken.json", "{ port: 1 ")
+    expect(problems(() => loadConfig({ file: f, env: {} }))[0]).toContain(`config file ${f} is not valid JSON`)
+  })
+})
