@@ -3,7 +3,7 @@
 import { spawn } from "node:child_process"
 import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
-import { Cause, Deferred, Effect, Exit, Fiber, Scope } from "effect"
+import { Cause, Deferred, Effect, Exit, Option, Scope } from "effect"
 import type { Config } from "../config/schema.ts"
 import { dataPaths, type DataPaths } from "../config/paths.ts"
 import { make, type SupervisorHandle } from "../../supervisors/supervisor.ts"
@@ -146,18 +146,24 @@ const runRoot = (o: StartOptions, paths: DataPaths): Promise<number> => {
       }
     }
     yield* Effect.logInfo(`starting the tree in ${paths.data}`)
-    const root = yield* make(treeSpec(o.config, paths.data, [controlChild(paths.control, handle)])).pipe(Scope.provide(scope))
-    yield* Deferred.succeed(rootHandle, root)
-    yield* Effect.logInfo(`sagews is running: ${urlOf(o.config)}`)
-    process.stdout.write(`sagews is running: ${urlOf(o.config)}  (pid ${process.pid}, data ${paths.data})\n`)
-
-    const escalation = yield* Effect.forkChild(Effect.exit(root.await))
-    const why = yield* Effect.raceFirst(
-      Deferred.await(stopRequested).pipe(Effect.map((reason) => ({ reason, code: 0 }))),
-      Fiber.join(escalation).pipe(
-        Effect.map((exit) => Exit.isSuccess(exit) ? { reason: "the tree stopped", code: 0 } : { reason: `the root gave up: ${String(exit.cause)}`, code: 1 }),
-      ),
+    // A signal or `sagews stop` while the tree is still starting interrupts the start; the scope then
+    // stops whatever had started, in reverse order.
+    const started = yield* Effect.raceFirst(
+      make(treeSpec(o.config, paths.data, [controlChild(paths.control, handle)])).pipe(Scope.provide(scope), Effect.map(Option.some)),
+      Deferred.await(stopRequested).pipe(Effect.as(Option.none<SupervisorHandle>())),
     )
+    let why = { reason: "stopped while starting", code: 0 }
+    if (Option.isSome(started)) {
+      const root = started.value
+      yield* Deferred.succeed(rootHandle, root)
+      yield* Effect.logInfo(`sagews is running: ${urlOf(o.config)}  (pid ${process.pid}, data ${paths.data})`)
+      why = yield* Effect.raceFirst(
+        Deferred.await(stopRequested).pipe(Effect.map((reason) => ({ reason, code: 0 }))),
+        Effect.exit(root.await).pipe(
+          Effect.map((exit) => Exit.isSuccess(exit) ? { reason: "the tree stopped", code: 0 } : { reason: `the root gave up: ${Cause.pretty(exit.cause)}`, code: 1 }),
+        ),
+      )
+    }
     yield* Effect.logInfo(`stopping (${why.reason})`)
     yield* Scope.close(scope, Exit.void)
     yield* Effect.logInfo("stopped; nothing of the tree is left running")
