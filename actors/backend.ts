@@ -1,4 +1,5 @@
-// The backend actor: one HTTP + SockJS server of ours (src/backend/main.ts), probed on GET /healthz.
+// The backend actor: one HTTP + SockJS server of ours (src/backend/main.ts), probed on GET /healthz;
+// it is told where the workers, the session registry and the result cache are.
 import { fileURLToPath } from "node:url"
 import type { ChildSpec } from "../supervisors/child.ts"
 import { type LivenessOptions, processSpec } from "./process.ts"
@@ -11,13 +12,27 @@ export interface BackendOptions {
   readonly port: number
   readonly liveness: Omit<LivenessOptions, "probe">
   readonly shutdown?: number
+  /** the workers' "host:port" addresses (config: workers.basePort .. + count - 1 on 127.0.0.1) */
+  readonly workers?: ReadonlyArray<string>
+  /** the session registry's PostgreSQL URL; without it sessions route only within this backend */
+  readonly dbUrl?: string
+  /** memcached "host:port" for the result cache (config: cache.enabled, cache.port); without it nothing is cached */
+  readonly cache?: string
+  /** seconds a cached result lives (config: cache.ttlSeconds) */
+  readonly cacheTtl?: number
 }
 
 export const backendSpec = (o: BackendOptions): ChildSpec =>
   processSpec({
     id: o.id,
     command: process.execPath,
-    args: [MAIN, "--data", o.dataDir, "--port", String(o.port), "--id", o.id],
+    args: [
+      MAIN, "--data", o.dataDir, "--port", String(o.port), "--id", o.id,
+      ...(o.workers !== undefined && o.workers.length > 0 ? ["--workers", o.workers.join(",")] : []),
+      ...(o.dbUrl !== undefined ? ["--db", o.dbUrl] : []),
+      ...(o.cache !== undefined ? ["--cache", o.cache] : []),
+      ...(o.cacheTtl !== undefined ? ["--cache-ttl", String(o.cacheTtl)] : []),
+    ],
     dataDir: o.dataDir,
     port: o.port,
     logFormat: "json",

@@ -1,56 +1,111 @@
-// The backend program: HTTP (`GET /healthz`) and SockJS at /sockjs behind haproxy.
-// For now the SockJS endpoint echoes each message; the web path (issue 4) routes them to workers.
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
+// The backend program: `node src/backend/main.ts --data DIR --port N --id backend:K --workers H:P,... [--db URL]
+// [--cache H:P] [--cache-ttl S]`. HTTP + SockJS at /sockjs behind haproxy; SIGTERM closes everything and exits 0.
+import { createServer } from "node:http"
 import sockjs from "sockjs"
-import { intOption, parse } from "../cli/args.ts"
+import { UsageError } from "../cli/args.ts"
 import { jsonLogger } from "../log/line.ts"
+import { ensureWorkerSecret } from "../worker/secret.ts"
+import { Admission } from "./admission.ts"
+import { kernelVersions, memcachedResults, noCache } from "./cache.ts"
+import { Connection } from "./connection.ts"
+import type { BackendContext } from "./context.ts"
+import { httpHandler } from "./http.ts"
+import { parseBackendArgs } from "./options.ts"
+import { memoryRegistry, postgresRegistry } from "./registry.ts"
+import { FrameRouter } from "./router.ts"
+import { WorkerPool } from "./workers.ts"
 
-const { values } = parse(process.argv.slice(2), {
-  data: { type: "string" },
-  port: { type: "string" },
-  id: { type: "string" },
-})
-const port = intOption("port", values.port)
-const id = values.id ?? "backend"
-const log = jsonLogger(id)
+/** ms between refreshes of the per-worker session counts from the registry (least-loaded placement) */
+const LOAD_REFRESH = 2_000
+/** ms SIGTERM waits for connections to close before exiting anyway */
+const STOP_GRACE = 2_000
 
-const echo = sockjs.createServer({
-  prefix: "/sockjs",
-  log: (severity, message) => {
-    if (severity === "error") log.error(message)
-  },
-})
-const connections = new Set<sockjs.Connection>()
-echo.on("connection", (conn) => {
-  if (!conn) return
-  connections.add(conn)
-  conn.on("data", (message: string) => conn.write(message))
-  conn.on("close", () => connections.delete(conn))
-})
-
-const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-  if (req.url === "/healthz" || req.url?.startsWith("/healthz?")) {
-    res.writeHead(200, { "content-type": "text/plain", "x-sagews-backend": id })
-    res.end("ok\n")
-    return
+const main = async (): Promise<void> => {
+  const options = parseBackendArgs(process.argv.slice(2))
+  const log = jsonLogger(options.id)
+  const secret = await ensureWorkerSecret(options.dataDir)
+  const router = new FrameRouter()
+  const registry = options.db !== undefined ? postgresRegistry(options.db, log, options.sessionMaxAge) : memoryRegistry()
+  const pool = new WorkerPool(options.workers, secret, { connectTimeout: options.workerConnectTimeout, reconnect: options.workerReconnect }, {
+    onFrame: (_workerId, frame) => router.dispatch(frame),
+    onConnected: (workerId) => {
+      const address = pool.addressOf(workerId)
+      if (address !== undefined) void registry.worker(workerId, address)
+      router.reconnected(workerId)
+    },
+    onLost: (workerId, why) => router.lost(workerId, why),
+  }, log)
+  const ctx: BackendContext = {
+    options,
+    pool,
+    router,
+    registry,
+    cache: options.cache !== undefined ? memcachedResults(options.cache, { ttl: options.cacheTtl, timeout: options.cacheTimeout, maxBytes: options.cacheMaxBytes }) : noCache,
+    admission: new Admission(options.admission),
+    versions: await kernelVersions(),
+    log,
   }
-  if (req.url?.startsWith("/sockjs")) return // sockjs answers its own requests
-  res.writeHead(404, { "content-type": "text/plain" })
-  res.end(`no route for ${req.method} ${req.url}\n`)
-})
-server.on("error", (e) => {
-  log.fatal(`cannot serve on 127.0.0.1:${port}: ${e.message}`)
-  process.exit(1)
-})
-server.on("clientError", (_e, socket) => socket.destroy())
-echo.installHandlers(server)
-server.listen(port, "127.0.0.1", () => log.info(`listening on 127.0.0.1:${port}`))
+  pool.start()
+  const loadTimer = setInterval(() => void registry.load().then((load) => pool.setSharedLoad(load)), LOAD_REFRESH)
 
-const stop = (signal: string) => {
-  log.info(`${signal}: closing ${connections.size} SockJS connection(s)`)
-  for (const conn of connections) conn.close(1001, "backend stopping")
-  server.close(() => process.exit(0))
-  server.closeAllConnections()
+  const connections = new Map<sockjs.Connection, Connection>()
+  const sock = sockjs.createServer({
+    prefix: "/sockjs",
+    log: (severity, message) => {
+      if (severity === "error") log.error(`sockjs: ${message}`)
+    },
+    // haproxy's health checks and timeouts are shorter than sockjs's 25 s default heartbeat
+    heartbeat_delay: 10_000,
+  })
+  sock.on("connection", (conn) => {
+    if (conn === null) return
+    const handler = new Connection(ctx, { id: conn.id, write: (text) => conn.write(text) })
+    connections.set(conn, handler)
+    conn.on("data", (message: string) => {
+      try {
+        handler.receive(message)
+      } catch (e) {
+        log.error(`message handling failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`)
+        handler.send({ type: "error", id: null, code: "failed", message: "the backend failed to handle this message" })
+      }
+    })
+    conn.on("close", () => {
+      handler.close()
+      connections.delete(conn)
+    })
+  })
+
+  const server = createServer(httpHandler(ctx, { connections: () => connections.size }))
+  server.on("error", (e) => {
+    log.fatal(`cannot serve on ${options.host}:${options.port}: ${e.message}`)
+    process.exit(1)
+  })
+  server.on("clientError", (_e, socket) => socket.destroy())
+  server.on("connection", (socket) => socket.on("error", () => undefined))
+  sock.installHandlers(server)
+  server.listen(options.port, options.host, () => log.info(`listening on ${options.host}:${options.port}; workers ${options.workers.join(",") || "(none)"}; cache ${options.cache ?? "off"}; registry ${options.db !== undefined ? "postgres" : "memory"}`))
+
+  let stopping = false
+  const stop = (signal: string): void => {
+    if (stopping) return
+    stopping = true
+    log.info(`${signal}: closing ${connections.size} SockJS connection(s)`)
+    clearInterval(loadTimer)
+    for (const conn of connections.keys()) conn.close("1001", "backend stopping")
+    pool.stop()
+    ctx.cache.close()
+    const exit = (): void => {
+      void registry.close().finally(() => process.exit(0))
+    }
+    server.close(exit)
+    server.closeAllConnections()
+    setTimeout(exit, STOP_GRACE).unref()
+  }
+  process.on("SIGTERM", () => stop("SIGTERM"))
+  process.on("SIGINT", () => stop("SIGINT"))
 }
-process.on("SIGTERM", () => stop("SIGTERM"))
-process.on("SIGINT", () => stop("SIGINT"))
+
+main().catch((e: unknown) => {
+  process.stdout.write(JSON.stringify({ ts: new Date().toISOString(), component: "backend", pid: process.pid, level: "fatal", msg: e instanceof Error ? e.message : String(e) }) + "\n")
+  process.exit(e instanceof UsageError ? 2 : 1)
+})

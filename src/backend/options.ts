@@ -1,0 +1,107 @@
+// Every tunable of the backend, with what it limits and why that default; parsed from the command line
+// (`--data DIR --port N --id ID --workers H:P,... [--db URL] [--cache H:P] [--cache-ttl S] [--config FILE]`).
+import { readFileSync } from "node:fs"
+import { z } from "zod"
+import { parse, UsageError } from "../cli/args.ts"
+
+export const BACKEND_DEFAULTS = {
+  admission: {
+    /** live sessions one client (browser) may hold on this backend: a tab or two, a terminal */
+    sessionsPerClient: 8,
+    /** live sessions this backend routes: each costs a kernel on some worker */
+    sessionsPerBackend: 400,
+    /** executions (session and stateless) one client may have running at once */
+    execsPerClient: 4,
+    /** executions this backend may have running at once on the workers */
+    execsPerBackend: 200,
+    /** ms a refused client is told to wait before trying again */
+    retryAfterMs: 2_000,
+  },
+  /** limits of a stateless run (s, MiB): a single cell is short; a cached answer must not take minutes */
+  statelessLimits: { wall: 60, exec: 30, idle: 60, memory: 1024, cpu: 60 },
+  /** ms to connect to and authenticate with a worker */
+  workerConnectTimeout: 5_000,
+  /** ms between reconnect attempts to a lost worker, doubling up to the cap */
+  workerReconnect: { initial: 100, max: 5_000 },
+  /** s a session can live at most (the workers' wall limit): older registry rows are not counted as load */
+  sessionMaxAge: 4 * 3600,
+  /** ms a session whose worker connection is lost waits for the worker before it is reported ended */
+  workerLostGrace: 15_000,
+  /** ms one memcached operation may take before it counts as a miss */
+  cacheTimeout: 200,
+  /** largest cached result (memcached's default item limit is 1 MiB) */
+  cacheMaxBytes: 900 * 1024,
+  /** bytes of an HTTP request body */
+  maxBodyBytes: 512 * 1024,
+}
+
+const Admission = z.object({
+  sessionsPerClient: z.number().int().positive(),
+  sessionsPerBackend: z.number().int().positive(),
+  execsPerClient: z.number().int().positive(),
+  execsPerBackend: z.number().int().positive(),
+  retryAfterMs: z.number().int().positive(),
+}).strict()
+
+const HostPort = z.string().regex(/^[A-Za-z0-9_.:-]+:\d{1,5}$/, "expected host:port")
+
+export const BackendOptions = z.object({
+  id: z.string().min(1),
+  dataDir: z.string().min(1),
+  port: z.number().int().min(0).max(65535),
+  host: z.string(),
+  workers: z.array(HostPort),
+  db: z.string().optional(),
+  cache: HostPort.optional(),
+  cacheTtl: z.number().int().positive(),
+  admission: Admission,
+  statelessLimits: z.object({ wall: z.number(), exec: z.number(), idle: z.number(), memory: z.number(), cpu: z.number() }).strict(),
+  workerConnectTimeout: z.number().int().positive(),
+  workerReconnect: z.object({ initial: z.number().int().positive(), max: z.number().int().positive() }).strict(),
+  workerLostGrace: z.number().int().positive(),
+  sessionMaxAge: z.number().int().positive(),
+  cacheTimeout: z.number().int().positive(),
+  cacheMaxBytes: z.number().int().positive(),
+  maxBodyBytes: z.number().int().positive(),
+}).strict()
+export type BackendOptions = z.infer<typeof BackendOptions>
+
+/** Defaults, then overrides; an error names the field and the value. */
+export const makeBackendOptions = (overrides: Record<string, unknown>): BackendOptions => {
+  const admission = { ...BACKEND_DEFAULTS.admission, ...(overrides["admission"] as object | undefined) }
+  const merged = { host: "127.0.0.1", cacheTtl: 3600, ...BACKEND_DEFAULTS, ...overrides, admission }
+  const parsed = BackendOptions.safeParse(merged)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    throw new UsageError(`backend option ${issue?.path.join(".") ?? "?"}: ${issue?.message ?? "invalid"}`)
+  }
+  return parsed.data
+}
+
+export const parseBackendArgs = (argv: ReadonlyArray<string>): BackendOptions => {
+  const { values } = parse(argv, {
+    data: { type: "string" },
+    port: { type: "string" },
+    id: { type: "string" },
+    workers: { type: "string" },
+    db: { type: "string" },
+    cache: { type: "string" },
+    "cache-ttl": { type: "string" },
+    config: { type: "string" },
+  })
+  if (values.data === undefined) throw new UsageError("--data DIR is required")
+  if (values.port === undefined || !/^\d+$/.test(values.port)) throw new UsageError(`--port expects a whole number, got ${JSON.stringify(values.port)}`)
+  const file = values.config !== undefined ? z.record(z.string(), z.unknown()).parse(JSON.parse(readFileSync(values.config, "utf8"))) : {}
+  const ttl = values["cache-ttl"]
+  if (ttl !== undefined && !/^\d+$/.test(ttl)) throw new UsageError(`--cache-ttl expects whole seconds, got ${JSON.stringify(ttl)}`)
+  return makeBackendOptions({
+    ...file,
+    id: values.id ?? "backend",
+    dataDir: values.data,
+    port: Number(values.port),
+    workers: (values.workers ?? "").split(",").filter((w) => w !== ""),
+    ...(values.db ? { db: values.db } : {}),
+    ...(values.cache ? { cache: values.cache } : {}),
+    ...(ttl !== undefined ? { cacheTtl: Number(ttl) } : {}),
+  })
+}

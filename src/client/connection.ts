@@ -1,0 +1,208 @@
+// The sagews client: one SockJS connection that holds messages until it is open, reconnects by itself with
+// capped, jittered backoff, and on every (re)connect says hello and resumes each live session from its last seq.
+import SockJS from "sockjs-client"
+import { ServerMessage, type ClientRequest, type KernelKind, type Limits, type SessionKind } from "../protocol/browser.ts"
+import { ClientSession } from "./session.ts"
+import type { OutputMsg, RunReply, Reply } from "./types.ts"
+
+export type ConnectionState = "connecting" | "open" | "reconnecting" | "closed"
+export type Transport = "websocket" | "xhr-streaming" | "xhr-polling"
+
+export interface ClientOptions {
+  /** SockJS transports to allow, in order (default: all) */
+  readonly transports?: ReadonlyArray<Transport>
+  /** ms before the first reconnect; doubles up to `maxBackoff` */
+  readonly backoff?: number
+  readonly maxBackoff?: number
+  /** a stable id for per-client admission; default: random per page load */
+  readonly clientId?: string
+}
+
+const DEFAULT_BACKOFF = 250
+const DEFAULT_MAX_BACKOFF = 5_000
+
+interface Pending {
+  readonly message: ClientRequest
+  readonly resolve: (reply: Reply) => void
+  /** replayed after a reconnect (a stateless run is safe to send again; an open is not) */
+  readonly resend: boolean
+  onRunOutput?: (seq: number, msg: OutputMsg) => void
+  sent: boolean
+}
+
+const randomId = (): string => Math.random().toString(36).slice(2, 10) + Date.now().toString(36)
+
+export class SagewsClient {
+  state: ConnectionState = "connecting"
+  /** the backend serving the current connection (from its welcome) */
+  backend = ""
+  readonly url: string
+  private sock: WebSocket | undefined
+  private readonly options: ClientOptions
+  private readonly clientId: string
+  private readonly pending = new Map<string, Pending>()
+  private readonly queue: Array<string> = []
+  readonly sessions = new Map<string, ClientSession>()
+  private readonly stateListeners = new Set<(state: ConnectionState, backend: string) => void>()
+  private attempt = 0
+  private counter = 0
+  private timer: ReturnType<typeof setTimeout> | undefined
+
+  constructor(url: string, options: ClientOptions = {}) {
+    this.url = url
+    this.options = options
+    this.clientId = options.clientId ?? `c-${randomId()}`
+    this.connect()
+  }
+
+  onState(listener: (state: ConnectionState, backend: string) => void): () => void {
+    this.stateListeners.add(listener)
+    listener(this.state, this.backend)
+    return () => this.stateListeners.delete(listener)
+  }
+
+  private setState(state: ConnectionState): void {
+    this.state = state
+    for (const listener of this.stateListeners) listener(state, this.backend)
+  }
+
+  nextId(prefix = "r"): string {
+    return `${prefix}${++this.counter}-${randomId().slice(0, 4)}`
+  }
+
+  private connect(): void {
+    const sock = new SockJS(this.url, undefined, this.options.transports ? { transports: [...this.options.transports] } : {}) as unknown as WebSocket
+    this.sock = sock
+    sock.onopen = () => {
+      this.attempt = 0
+      this.write({ type: "hello", id: this.nextId("h"), client: this.clientId })
+      for (const session of this.sessions.values()) session.resumeNow()
+      for (const pending of this.pending.values()) {
+        if (!pending.sent && pending.resend) {
+          pending.sent = true
+          this.write(pending.message)
+        }
+      }
+      for (const text of this.queue.splice(0)) sock.send(text)
+    }
+    sock.onmessage = (event: MessageEvent) => this.receive(String(event.data))
+    sock.onclose = () => {
+      if (this.sock !== sock) return
+      this.sock = undefined
+      if (this.state === "closed") return
+      for (const [id, pending] of this.pending) {
+        if (pending.resend) pending.sent = false
+        else {
+          this.pending.delete(id)
+          pending.resolve({ type: "error", id, code: "failed", message: "the connection was lost before the server answered; try again" })
+        }
+      }
+      this.setState("reconnecting")
+      const base = this.options.backoff ?? DEFAULT_BACKOFF
+      const delay = Math.min(base * 2 ** this.attempt++, this.options.maxBackoff ?? DEFAULT_MAX_BACKOFF)
+      this.timer = setTimeout(() => this.connect(), delay * (0.75 + Math.random() * 0.5))
+    }
+  }
+
+  private receive(text: string): void {
+    let raw: unknown
+    try {
+      raw = JSON.parse(text)
+    } catch {
+      return
+    }
+    const parsed = ServerMessage.safeParse(raw)
+    if (!parsed.success) return
+    const message = parsed.data
+    switch (message.type) {
+      case "welcome":
+        this.backend = message.backend
+        this.setState("open")
+        return
+      case "output":
+      case "ended":
+        this.sessions.get(message.session)?.deliver(message)
+        return
+      case "runOutput":
+        this.pending.get(message.id)?.onRunOutput?.(message.seq, message.msg)
+        return
+      default: {
+        if (message.id === null) return
+        const pending = this.pending.get(message.id)
+        if (pending === undefined) {
+          if (message.type === "resumed" || message.type === "error") this.sessions.get(message.session ?? "")?.onReply(message)
+          return
+        }
+        this.pending.delete(message.id)
+        pending.resolve(message)
+      }
+    }
+  }
+
+  /** Sends now when open, else holds the message until the connection is. */
+  write(message: ClientRequest): void {
+    const text = JSON.stringify(message)
+    if (this.sock !== undefined && this.sock.readyState === 1) this.sock.send(text)
+    else this.queue.push(text)
+  }
+
+  /** Sends a request and resolves with the reply that carries its id. */
+  request(message: ClientRequest, options: { resend?: boolean; onRunOutput?: (seq: number, msg: OutputMsg) => void } = {}): Promise<Reply> {
+    return new Promise((resolve) => {
+      const open = this.sock !== undefined && this.sock.readyState === 1
+      const pending: Pending = { message, resolve, resend: options.resend ?? false, sent: open, ...(options.onRunOutput ? { onRunOutput: options.onRunOutput } : {}) }
+      this.pending.set(message.id, pending)
+      if (open || !pending.resend) this.write(message)
+    })
+  }
+
+  ping(): Promise<Reply> {
+    return this.request({ type: "ping", id: this.nextId("p") }, { resend: true })
+  }
+
+  /** Stateless: runs `code` in a fresh kernel (or answers from the cache); a newer run on this connection cancels it. */
+  async run(code: string, options: { kernel?: KernelKind; cache?: boolean; limits?: Limits; onOutput?: (msg: OutputMsg) => void } = {}): Promise<RunReply> {
+    const outputs: Array<OutputMsg> = []
+    let seen = 0
+    const id = this.nextId("run")
+    const reply = await this.request(
+      { type: "run", id, code, kernel: options.kernel ?? "sage", cache: options.cache ?? true, ...(options.limits ? { limits: options.limits } : {}) },
+      {
+        resend: true,
+        onRunOutput: (seq, msg) => {
+          if (seq <= seen) return // a resent run starts again from seq 1
+          seen = seq
+          outputs.push(msg)
+          options.onOutput?.(msg)
+        },
+      },
+    )
+    return { reply, outputs }
+  }
+
+  /** Opens a stateful session (a kernel or a terminal). */
+  async open(kernel: SessionKind = "sage", options: { limits?: Limits; cols?: number; rows?: number } = {}): Promise<ClientSession> {
+    const reply = await this.request({ type: "open", id: this.nextId("o"), kernel, ...options })
+    if (reply.type !== "opened") throw Object.assign(new Error(reply.type === "error" ? reply.message : `unexpected reply ${reply.type}`), { reply })
+    const session = new ClientSession(this, reply.session, reply.kernel)
+    this.sessions.set(reply.session, session)
+    return session
+  }
+
+  /** Attaches to a session opened earlier (by this or another page), replaying its output from `fromSeq`. */
+  attach(id: string, kernel: SessionKind, fromSeq = 1): ClientSession {
+    const session = new ClientSession(this, id, kernel, fromSeq - 1)
+    this.sessions.set(id, session)
+    session.resumeNow()
+    return session
+  }
+
+  close(): void {
+    this.setState("closed")
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.sock?.close()
+    this.sock = undefined
+    for (const [id, pending] of this.pending) pending.resolve({ type: "error", id, code: "failed", message: "the client was closed" })
+    this.pending.clear()
+  }
+}

@@ -1,0 +1,2 @@
+// Lets TypeScript accept the CSS imports that esbuild bundles into app.css and embed.css.
+declare module "*.css"

@@ -1,0 +1,163 @@
+// Renders execution output into the DOM as it streams: stdout/stderr text, rich display (image/png, text/html,
+// text/latex through KaTeX, text/plain), errors with traceback, and interact controls with their own output area.
+import katex from "katex"
+import type { Control } from "../protocol/worker.ts"
+import type { OutputMsg } from "./types.ts"
+
+export type OnInteract = (interact: string, control: string, value: string | number | boolean) => void
+
+const el = <K extends keyof HTMLElementTagNameMap>(tag: K, className?: string, text?: string): HTMLElementTagNameMap[K] => {
+  const node = document.createElement(tag)
+  if (className !== undefined) node.className = className
+  if (text !== undefined) node.textContent = text
+  return node
+}
+
+/** An output area: appends messages in order; consecutive stream text joins one block. */
+export class OutputArea {
+  readonly root: HTMLElement
+  private target: HTMLElement
+  private lastStream: { kind: string; node: HTMLElement } | undefined
+  private readonly interacts = new Map<string, OutputArea>()
+  private readonly onInteract: OnInteract
+
+  constructor(root: HTMLElement, onInteract: OnInteract) {
+    this.root = root
+    this.target = root
+    this.onInteract = onInteract
+  }
+
+  clear(): void {
+    this.root.replaceChildren()
+    this.target = this.root
+    this.lastStream = undefined
+    this.interacts.clear()
+  }
+
+  /** The output area of interact `id` (its re-runs' output replaces what was there). */
+  interactArea(id: string): OutputArea | undefined {
+    return this.interacts.get(id)
+  }
+
+  append(msg: OutputMsg): void {
+    switch (msg.kind) {
+      case "stdout":
+      case "stderr": {
+        if (this.lastStream?.kind === msg.kind && this.lastStream.node.parentElement === this.target) this.lastStream.node.textContent += msg.text
+        else {
+          const node = el("pre", `out-${msg.kind}`, msg.text)
+          this.target.append(node)
+          this.lastStream = { kind: msg.kind, node }
+        }
+        return
+      }
+      case "display":
+        this.lastStream = undefined
+        this.target.append(renderDisplay(msg.data))
+        return
+      case "error": {
+        this.lastStream = undefined
+        const box = el("pre", "out-error")
+        box.append(el("strong", undefined, `${msg.ename}: ${msg.evalue}\n`), msg.traceback.join(""))
+        this.target.append(box)
+        return
+      }
+      case "interact": {
+        this.lastStream = undefined
+        const box = el("div", "interact")
+        const controls = el("div", "interact-controls")
+        for (const control of msg.controls) controls.append(renderControl(msg.interact, control, this.onInteract))
+        const out = el("div", "interact-output")
+        box.append(controls, out)
+        this.target.append(box)
+        const area = new OutputArea(out, this.onInteract)
+        this.interacts.set(msg.interact, area)
+        // The function's first run follows in the same execution: it belongs inside the interact.
+        this.target = out
+        return
+      }
+      case "terminal":
+      case "done":
+        return
+    }
+  }
+}
+
+const renderDisplay = (data: Record<string, string>): HTMLElement => {
+  const png = data["image/png"]
+  if (png !== undefined) {
+    const img = el("img", "out-image")
+    img.src = `data:image/png;base64,${png}`
+    img.alt = data["text/plain"] ?? "plot"
+    return img
+  }
+  const html = data["text/html"]
+  if (html !== undefined) {
+    const box = el("div", "out-html")
+    box.innerHTML = html
+    return box
+  }
+  const latex = data["text/latex"]
+  if (latex !== undefined) {
+    const box = el("div", "out-latex")
+    try {
+      katex.render(latex.replace(/^\$+|\$+$/g, ""), box, { displayMode: true, throwOnError: true })
+      return box
+    } catch {
+      // KaTeX does not know every Sage macro: fall back to the plain text
+    }
+  }
+  return el("pre", "out-text", data["text/plain"] ?? JSON.stringify(data))
+}
+
+const renderControl = (interact: string, control: Control, onInteract: OnInteract): HTMLElement => {
+  const label = el("label", "control")
+  const name = el("span", "control-label", control.label)
+  const value = el("output", "control-value")
+  label.append(name)
+  const send = (v: string | number | boolean): void => onInteract(interact, control.name, v)
+  switch (control.control) {
+    case "slider": {
+      const input = el("input")
+      input.type = "range"
+      input.min = String(control.min ?? 0)
+      input.max = String(control.max ?? 100)
+      input.step = String(control.step ?? 1)
+      input.value = String(control.default ?? control.min ?? 0)
+      input.dataset["control"] = control.name
+      value.textContent = input.value
+      input.addEventListener("input", () => (value.textContent = input.value))
+      input.addEventListener("change", () => send(Number(input.value)))
+      label.append(input, value)
+      return label
+    }
+    case "checkbox": {
+      const input = el("input")
+      input.type = "checkbox"
+      input.checked = control.default === true
+      input.addEventListener("change", () => send(input.checked))
+      label.append(input)
+      return label
+    }
+    case "selector": {
+      const select = el("select")
+      for (const option of control.values ?? []) {
+        const node = el("option", undefined, String(option))
+        node.value = String(option)
+        select.append(node)
+      }
+      select.value = String(control.default ?? "")
+      select.addEventListener("change", () => send(select.value))
+      label.append(select)
+      return label
+    }
+    case "input_box": {
+      const input = el("input")
+      input.type = "text"
+      input.value = String(control.default ?? "")
+      input.addEventListener("change", () => send(input.value))
+      label.append(input)
+      return label
+    }
+  }
+}

@@ -1,0 +1,228 @@
+// Test harness for the web path: real worker, backend, memcached, PostgreSQL and haproxy processes on free ports in
+// one temp data dir (shared worker secret), started through their actors' specs or as plain programs; `stop` leaves nothing.
+import { spawn, type ChildProcess } from "node:child_process"
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { createServer } from "node:net"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { Effect, Exit, Scope } from "effect"
+import { haproxySpec } from "../../actors/haproxy.ts"
+import { memcachedSpec } from "../../actors/memcached.ts"
+import { nginxSpec } from "../../actors/nginx.ts"
+import { postgresSpec } from "../../actors/postgres.ts"
+import type { ChildSpec } from "../../supervisors/child.ts"
+import { localUrl } from "../../src/db/url.ts"
+
+export const ROOT = join(import.meta.dirname, "../..")
+const WORKER_MAIN = join(ROOT, "src/worker/main.ts")
+const BACKEND_MAIN = join(ROOT, "src/backend/main.ts")
+
+export const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const server = createServer()
+    server.on("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address()
+      server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0))
+    })
+  })
+
+/** Living (non-zombie) processes whose command line or environment mentions `dir`. */
+export const processesOf = (dir: string): Array<string> =>
+  readdirSync("/proc").filter((p) => /^\d+$/.test(p) && Number(p) !== process.pid).flatMap((pid) => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "latin1")
+      if (stat.charAt(stat.lastIndexOf(")") + 2) === "Z") return []
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, "latin1").replaceAll("\0", " ")
+      return cmd.includes(dir) ? [`${pid} ${cmd}`] : []
+    } catch {
+      return []
+    }
+  })
+
+export interface Program {
+  readonly proc: ChildProcess
+  readonly port: number
+  readonly logs: Array<string>
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<void>
+  /** SIGTERM (or `signal`) and wait for the exit */
+  stop(signal?: NodeJS.Signals): Promise<number | null>
+}
+
+const program = (args: ReadonlyArray<string>, port: number): Program => {
+  const proc = spawn(process.execPath, [...args], { stdio: ["ignore", "pipe", "pipe"] })
+  const logs: Array<string> = []
+  const watchers = new Set<() => void>()
+  const onData = (chunk: Buffer): void => {
+    logs.push(...chunk.toString("utf8").split("\n").filter((l) => l !== ""))
+    for (const w of watchers) w()
+  }
+  proc.stdout?.on("data", onData)
+  proc.stderr?.on("data", onData)
+  const exited = new Promise<number | null>((resolve) => proc.once("exit", (code) => resolve(code)))
+  return {
+    proc,
+    port,
+    logs,
+    waitFor: (pattern, timeoutMs = 120_000) =>
+      new Promise((resolve, reject) => {
+        const check = (): void => {
+          if (!logs.some((l) => pattern.test(l))) return
+          clearTimeout(timer)
+          watchers.delete(check)
+          resolve()
+        }
+        const timer = setTimeout(() => {
+          watchers.delete(check)
+          reject(new Error(`no log line matching ${pattern} within ${timeoutMs} ms:\n${logs.slice(-15).join("\n")}`))
+        }, timeoutMs)
+        watchers.add(check)
+        void exited.then((code) => {
+          if (watchers.has(check)) reject(new Error(`exited ${code} before ${pattern}:\n${logs.slice(-15).join("\n")}`))
+        })
+        check()
+      }),
+    stop: async (signal = "SIGTERM") => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal)
+      return exited
+    },
+  }
+}
+
+/** Starts a child spec in its own scope; `stop` closes the scope (SIGTERM, wait, SIGKILL the group). */
+export const startSpec = async (spec: ChildSpec): Promise<{ pid: number | undefined; stop: () => Promise<void> }> => {
+  const scope = await Effect.runPromise(Scope.make())
+  const exit = await Effect.runPromiseExit(Scope.provide(scope)(spec.start))
+  if (Exit.isFailure(exit)) {
+    await Effect.runPromise(Scope.close(scope, Exit.void))
+    throw new Error(`${spec.id} did not start: ${JSON.stringify(exit.cause)}`)
+  }
+  return { pid: exit.value.pid, stop: () => Effect.runPromise(Scope.close(scope, Exit.void)) }
+}
+
+export interface WebStack {
+  readonly dataDir: string
+  readonly workers: Array<Program>
+  readonly backends: Array<Program>
+  readonly cachePort: number | undefined
+  /** memcached's pid while it runs */
+  cachePid(): number | undefined
+  readonly dbUrl: string | undefined
+  readonly frontPort: number | undefined
+  backendUrl(i?: number): string
+  /** haproxy's front door, when the stack has one */
+  frontUrl(): string
+  startBackend(): Promise<Program>
+  /** worker `index` again, on its port (after it was stopped) */
+  startWorker(index?: number): Promise<Program>
+  stopCache(): Promise<void>
+  stop(): Promise<void>
+}
+
+export interface WebStackOptions {
+  readonly backends?: number
+  readonly workers?: number
+  readonly kernels?: ReadonlyArray<"python" | "sage">
+  readonly cache?: boolean
+  readonly postgres?: boolean
+  readonly haproxy?: boolean
+  /** nginx serving static/ behind haproxy (the page) */
+  readonly nginx?: boolean
+  /** backend --config overrides (admission limits, ...) */
+  readonly backendConfig?: Record<string, unknown>
+  readonly workerConfig?: Record<string, unknown>
+}
+
+let uidBase = 320_000 + Math.floor(Math.random() * 50) * 1_000
+
+export const startWebStack = async (o: WebStackOptions = {}): Promise<WebStack> => {
+  const dataDir = mkdtempSync(join(tmpdir(), "sagews-web-"))
+  chmodSync(dataDir, 0o711)
+  const stoppers: Array<() => Promise<unknown>> = []
+  const workers: Array<Program> = []
+  const backends: Array<Program> = []
+  let cache: { pid: number | undefined; stop: () => Promise<void> } | undefined
+  const stop = async (): Promise<void> => {
+    for (const s of stoppers.reverse()) await s().catch(() => undefined)
+    if (cache !== undefined) await cache.stop().catch(() => undefined)
+    rmSync(dataDir, { recursive: true, force: true })
+  }
+  try {
+    let dbUrl: string | undefined
+    if (o.postgres === true) {
+      const port = await freePort()
+      const pg = await startSpec(postgresSpec({ dataDir, port, fastInit: true }))
+      stoppers.push(pg.stop)
+      dbUrl = localUrl(port)
+    }
+    let cachePort: number | undefined
+    if (o.cache === true) {
+      cachePort = await freePort()
+      cache = await startSpec(memcachedSpec({ dataDir, port: cachePort, memoryMb: 16 }))
+    }
+    const workerCount = o.workers ?? 1
+    const workerPorts: Array<number> = []
+    for (let i = 0; i < workerCount; i++) {
+      uidBase += 1_000
+      workerPorts.push(await freePort())
+      writeFileSync(join(dataDir, `worker${i + 1}.json`), JSON.stringify({ pool: 1, kernels: o.kernels ?? ["python"], uidRange: { first: uidBase, last: uidBase + 999 }, ...o.workerConfig }))
+    }
+    const startWorker = async (index = 0): Promise<Program> => {
+      const port = workerPorts[index] ?? 0
+      const worker = program([WORKER_MAIN, "--data", dataDir, "--port", String(port), "--id", `worker:${index + 1}`, "--config", join(dataDir, `worker${index + 1}.json`)], port)
+      workers[index] = worker
+      stoppers.push(() => worker.stop())
+      await worker.waitFor(/worker listening/)
+      // Sessions wait for a warm forkserver anyway; waiting here keeps slow Sage imports out of test timeouts.
+      for (const kernel of o.kernels ?? ["python"]) await worker.waitFor(new RegExp(`${kernel} forkserver ready`), 180_000)
+      return worker
+    }
+    await Promise.all(workerPorts.map((_, i) => startWorker(i)))
+    writeFileSync(join(dataDir, "backend.json"), JSON.stringify(o.backendConfig ?? {}))
+    const startBackend = async (): Promise<Program> => {
+      const port = await freePort()
+      const id = `backend:${backends.length + 1}`
+      const args = [BACKEND_MAIN, "--data", dataDir, "--port", String(port), "--id", id, "--workers", workerPorts.map((p) => `127.0.0.1:${p}`).join(","), "--config", join(dataDir, "backend.json")]
+      if (dbUrl !== undefined) args.push("--db", dbUrl)
+      if (cachePort !== undefined) args.push("--cache", `127.0.0.1:${cachePort}`, "--cache-ttl", "60")
+      const backend = program(args, port)
+      backends.push(backend)
+      stoppers.push(() => backend.stop())
+      for (let i = 1; i <= workerCount; i++) await backend.waitFor(new RegExp(`connected to worker:${i} `))
+      return backend
+    }
+    for (let i = 0; i < (o.backends ?? 1); i++) await startBackend()
+    let frontPort: number | undefined
+    if (o.haproxy === true) {
+      frontPort = await freePort()
+      const nginxPort = await freePort()
+      if (o.nginx === true) {
+        const nginx = await startSpec(nginxSpec({ dataDir, port: nginxPort, staticRoot: join(ROOT, "static") }))
+        stoppers.push(nginx.stop)
+      }
+      const haproxy = await startSpec(haproxySpec({ dataDir, port: frontPort, bind: "127.0.0.1", nginxPort, backends: backends.map((b, i) => ({ name: `b${i + 1}`, port: b.port })) }))
+      stoppers.push(haproxy.stop)
+    }
+    return {
+      dataDir, workers, backends, cachePort, dbUrl, frontPort,
+      backendUrl: (i = 0) => `http://127.0.0.1:${backends[i]?.port ?? 0}`,
+      frontUrl: () => `http://127.0.0.1:${frontPort ?? 0}`,
+      startBackend,
+      startWorker,
+      cachePid: () => cache?.pid,
+      stopCache: async () => {
+        await cache?.stop()
+        cache = undefined
+      },
+      stop,
+    }
+  } catch (error) {
+    await stop()
+    throw error
+  }
+}
+
+export const postJson = async (url: string, body: unknown): Promise<{ status: number; json: Record<string, unknown> }> => {
+  const response = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: typeof body === "string" ? body : JSON.stringify(body) })
+  return { status: response.status, json: (await response.json()) as Record<string, unknown> }
+}
