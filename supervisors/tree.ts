@@ -62,7 +62,18 @@ export const treeSpec = (config: Config, dataDir: string, extra: ReadonlyArray<C
     strategy: "one_for_one",
     ...policy,
     children: [
-      ...backends.map((b) => backendSpec({ id: b.id, dataDir, port: b.port, liveness, shutdown: config.shutdownMs })),
+      ...backends.map((b) =>
+        backendSpec({
+          id: b.id,
+          dataDir,
+          port: b.port,
+          liveness,
+          shutdown: config.shutdownMs,
+          workers: workers.map((w) => `127.0.0.1:${w.port}`),
+          dbUrl,
+          ...(config.cache.enabled ? { cache: `127.0.0.1:${config.cache.port}`, cacheTtl: config.cache.ttlSeconds } : {}),
+        })
+      ),
       nginxSpec({ dataDir, port: config.nginx.port, staticRoot: STATIC_ROOT, liveness }),
       haproxySpec({ dataDir, port: config.port, bind: config.bind, backends: backends.map((b) => ({ name: b.name, port: b.port })), nginxPort: config.nginx.port, liveness }),
     ],
