@@ -1,6 +1,6 @@
 // The `sagews` command line: init, start, stop, status, restart, logs, config check.
 // Exit codes: 0 done, 1 failed or not running, 2 bad usage or bad configuration.
-import { ConfigError, loadConfig } from "../config/load.ts"
+import { ConfigError, frontUrl, loadConfig } from "../config/load.ts"
 import { databaseUrl } from "../db/url.ts"
 import { dataPaths, defaultDataDir } from "../config/paths.ts"
 import { parse, UsageError, intOption } from "./args.ts"
@@ -19,6 +19,7 @@ commands:
   restart ID                 restart one component (e.g. worker:1)
   logs [ID] [-f] [--since 10m]  the shipped log from PostgreSQL
   config check               validate the configuration and print it
+  eval CODE [--kernel K]     run CODE once (K: sage, the default, or python) through the HTTP API; --json for the raw reply
 
 options for every command:
   --data DIR      the data directory (default ./data, or SAGEWS_DATA)
@@ -32,6 +33,7 @@ const OPTIONS = {
   json: { type: "boolean" },
   follow: { type: "boolean", short: "f" },
   since: { type: "string" },
+  kernel: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const
 
@@ -94,6 +96,11 @@ const main = async (argv: ReadonlyArray<string>): Promise<number> => {
       const { postgres } = config()
       await showLogs(databaseUrl({ port: postgres.port, url: postgres.url || undefined }), { id: rest[0], sinceSeconds: parseSince(values.since ?? "10m"), follow: values.follow ?? false, out, signal: abort.signal })
       return 0
+    }
+    case "eval": {
+      expectArgs(1, "the code to run, as one argument")
+      const { evalCommand } = await import("./eval.ts")
+      return evalCommand({ url: frontUrl(config()), code: rest[0]!, kernel: values.kernel ?? "sage", json: values.json ?? false, out, err: (s) => process.stderr.write(s + "\n") })
     }
     case "config": {
       if (rest[0] !== "check" || rest.length !== 1) throw new UsageError(`config expects "check", got ${JSON.stringify(rest.join(" "))}`)

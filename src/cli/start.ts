@@ -5,6 +5,7 @@ import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } 
 import { fileURLToPath } from "node:url"
 import { Cause, Deferred, Effect, Exit, Option, Scope } from "effect"
 import type { Config } from "../config/schema.ts"
+import { frontUrl } from "../config/load.ts"
 import { dataPaths, type DataPaths } from "../config/paths.ts"
 import { make, type SupervisorHandle } from "../../supervisors/supervisor.ts"
 import { treeSpec } from "../../supervisors/tree.ts"
@@ -51,7 +52,6 @@ const waitGone = async (pid: number, timeoutMs: number): Promise<boolean> => {
   return !pidAlive(pid)
 }
 
-export const urlOf = (config: Config): string => `http://${config.bind === "0.0.0.0" ? "127.0.0.1" : config.bind}:${config.port}/`
 
 export interface StartOptions {
   readonly dataDir: string
@@ -90,7 +90,7 @@ const startDaemon = async (o: StartOptions, paths: DataPaths): Promise<number> =
     try {
       const reply = await callControl(paths.control, { cmd: "ping" }, 2000)
       if (reply.ok) {
-        process.stdout.write(`sagews is running: ${urlOf(o.config)}  (pid ${String(reply.pid)}, data ${paths.data})\n`)
+        process.stdout.write(`sagews is running: ${frontUrl(o.config)}  (pid ${String(reply.pid)}, data ${paths.data})\n`)
         return 0
       }
     } catch {
@@ -108,7 +108,7 @@ const statusReply = (root: SupervisorHandle, config: Config) =>
     const events = yield* root.recentEvents
     return {
       ok: true as const,
-      url: urlOf(config),
+      url: frontUrl(config),
       pid: process.pid,
       isolation: process.getuid?.() === 0 ? "full" : "reduced (not root: sessions share the worker's uid and network)",
       components: flattenStatus(children, Date.now()),
@@ -156,7 +156,7 @@ const runRoot = (o: StartOptions, paths: DataPaths): Promise<number> => {
     if (Option.isSome(started)) {
       const root = started.value
       yield* Deferred.succeed(rootHandle, root)
-      yield* Effect.logInfo(`sagews is running: ${urlOf(o.config)}  (pid ${process.pid}, data ${paths.data})`)
+      yield* Effect.logInfo(`sagews is running: ${frontUrl(o.config)}  (pid ${process.pid}, data ${paths.data})`)
       why = yield* Effect.raceFirst(
         Deferred.await(stopRequested).pipe(Effect.map((reason) => ({ reason, code: 0 }))),
         Effect.exit(root.await).pipe(

@@ -133,3 +133,7 @@ export const loadConfig = (options: LoadOptions = {}): Config => {
   const config = result.data
   return { ...config, host: config.host || hostname() }
 }
+
+/** The URL a browser on this machine uses: haproxy's front port. */
+export const frontUrl = (config: Pick<Config, "bind" | "port">): string =>
+  `http://${config.bind === "0.0.0.0" ? "127.0.0.1" : config.bind}:${config.port}/`

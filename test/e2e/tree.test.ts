@@ -67,6 +67,21 @@ describe("a running tree", () => {
     }
   })
 
+  it("evaluates code with `sagews eval` through the HTTP API, and says when it fails", async () => {
+    const sage = await stack.cli(["eval", "factor(x^2-1)"])
+    expect(sage.stderr).toBe("")
+    expect(sage.stdout.trim()).toBe("(x - 1)*(x + 1)")
+    expect(sage.code).toBe(0)
+    const python = await stack.cli(["eval", "--kernel", "python", "import numpy; print(numpy.arange(4).sum()); 2**10"])
+    expect(python.stdout.trim().split("\n")).toEqual(["6", "1024"])
+    const broken = await stack.cli(["eval", "1/0"])
+    expect(broken.code).toBe(1)
+    expect(broken.stderr).toContain("ZeroDivisionError")
+    const usage = await stack.cli(["eval", "1", "--kernel", "julia"])
+    expect(usage.code).toBe(2)
+    expect(usage.stderr).toContain("--kernel expects sage or python")
+  })
+
   it("says it is already running when started twice on the same data dir", async () => {
     const r = await stack.cli(["start"])
     expect(r.code).toBe(1)
