@@ -181,8 +181,16 @@ describe("haproxy actor", () => {
         assert.strictEqual(r.cookie, "", "no new cookie once the client has one")
       }
       const seen = new Set<string>()
-      for (let i = 0; i < 4; i++) seen.add((yield* request(s.port, "/sockjs/info")).body)
-      assert.strictEqual(seen.size, 2, "without a cookie requests are balanced")
+      for (let i = 0; i < 4; i++) seen.add((yield* request(s.port, "/api/v1/eval")).body)
+      assert.strictEqual(seen.size, 2, "without a cookie API requests are balanced")
+      // SockJS clients without a cookie jar: every request of one session still reaches one backend
+      for (const session of ["s1", "s2", "s3", "s4"]) {
+        const backends = new Set<string>()
+        for (const transport of ["xhr_streaming", "xhr_send", "xhr_send", "xhr"]) {
+          backends.add((yield* request(s.port, `/sockjs/000/${session}/${transport}`)).body.split(" ")[0]!)
+        }
+        assert.strictEqual(backends.size, 1, `session ${session} stays on one backend without a cookie`)
+      }
     }).pipe(Effect.scoped))
 
   it.live("a reload under a request loop drops nothing and keeps an upgraded connection open", () =>
