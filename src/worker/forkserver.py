@@ -1,0 +1,128 @@
+#!/usr/bin/python3
+# Kernel forkserver: imports one kernel kind's libraries once, warms them with a real computation, then forks
+# session kernels on request. Protocol with the worker: JSON lines, commands on stdin, events on stdout.
+#   worker -> forkserver: {"type":"spawn","n":1}
+#   forkserver -> worker: {"type":"ready",...} {"type":"spawned","pid"} {"type":"exited","pid","code"|"signal"}
+# Each forked child connects to the worker's kernel socket itself (see kernel.py: child_main).
+import argparse
+import ctypes
+import json
+import os
+import resource
+import select
+import signal
+import sys
+import time
+
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+libc = ctypes.CDLL(None, use_errno=True)
+
+
+def die_with_parent():
+    """SIGKILL us when the worker dies, so a SIGKILLed worker leaves no forkserver behind."""
+    parent = os.getppid()
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--kind", choices=["sage", "python"], required=True)
+    parser.add_argument("--socket", required=True)
+    args = parser.parse_args()
+
+    # Events go out on a private copy of fd 1; fd 1 itself becomes stderr so that a library printing at
+    # import time can never corrupt the protocol.
+    events = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    die_with_parent()
+    # Orphans of sessions (double forks) are re-parented to us, and we reap them: no zombie is left behind.
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+    def emit(message):
+        events.write(json.dumps(message) + "\n")
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    t0 = time.monotonic()
+    import kernel
+
+    kernel.load(args.kind)
+    t1 = time.monotonic()
+    kernel.warm()
+    t2 = time.monotonic()
+    emit({
+        "type": "ready",
+        "kind": args.kind,
+        "pid": os.getpid(),
+        "importMs": round((t1 - t0) * 1000, 1),
+        "warmMs": round((t2 - t1) * 1000, 1),
+        "maxrssKiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    })
+
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.set_wakeup_fd(wake_w)
+    # Block (not ignore) SIGINT: Sage's cysignals handler stays installed for the kernels, which unblock it
+    # only while a cell runs.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    stdin = sys.stdin.buffer
+    pending = b""
+
+    def reap():
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if os.WIFSIGNALED(status):
+                emit({"type": "exited", "pid": pid, "signal": signal.Signals(os.WTERMSIG(status)).name})
+            else:
+                emit({"type": "exited", "pid": pid, "code": os.WEXITSTATUS(status)})
+
+    def spawn():
+        pid = os.fork()
+        if pid == 0:
+            try:
+                signal.set_wakeup_fd(-1)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                kernel.child_main(args.socket, args.kind)
+            except BaseException:  # noqa: B902 - a child must never return into the forkserver's loop
+                import traceback
+
+                traceback.print_exc()
+            finally:
+                os._exit(70)
+        emit({"type": "spawned", "pid": pid})
+
+    while True:
+        ready, _, _ = select.select([stdin, wake_r], [], [])
+        if wake_r in ready:
+            try:
+                os.read(wake_r, 4096)
+            except BlockingIOError:
+                pass
+            reap()
+        if stdin in ready:
+            chunk = os.read(stdin.fileno(), 65536)
+            if not chunk:
+                return  # the worker closed our stdin: it is going away
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                if not line.strip():
+                    continue
+                command = json.loads(line)
+                if command.get("type") == "spawn":
+                    for _ in range(int(command.get("n", 1))):
+                        spawn()
+        reap()
+
+
+if __name__ == "__main__":
+    main()

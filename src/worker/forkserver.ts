@@ -1,0 +1,240 @@
+// One kernel kind's forkserver (forkserver.py) and its pool of pre-forked idle kernels. `launch` runs one
+// incarnation (kernels.ts supervises it); when it dies, the sessions of its kernels are reported to `onDied`.
+import { spawn, type ChildProcess } from "node:child_process"
+import { mkdirSync } from "node:fs"
+import { join } from "node:path"
+import type { Socket } from "node:net"
+import type { KernelKind } from "../protocol/worker.ts"
+import type { WorkerConfig } from "./config.ts"
+import { readLines, writeLine, type LineMessage } from "./lines.ts"
+import { log } from "./log.ts"
+
+const FORKSERVER_PY = join(import.meta.dirname, "forkserver.py")
+/** ms before replacing a pooled kernel that died idle */
+const REFILL_PAUSE = 1_000
+
+/** A forked kernel that has connected back over the kernel socket and not yet been given a session. */
+export class KernelConn {
+  handler: ((message: LineMessage) => void) | undefined
+  onClose: (() => void) | undefined
+  closed = false
+  /** host pid (signals, process group) and pid inside the forkserver's pid namespace (its exit reports) */
+  readonly pid: number
+  readonly nspid: number
+  readonly kind: KernelKind
+  readonly socket: Socket
+  constructor(pid: number, nspid: number, kind: KernelKind, socket: Socket) {
+    this.pid = pid
+    this.nspid = nspid
+    this.kind = kind
+    this.socket = socket
+  }
+  send(message: unknown): void {
+    writeLine(this.socket, message)
+  }
+}
+
+export type ChildExit = { readonly code: number } | { readonly signal: string }
+export type ForkserverExit = ChildExit & { readonly why: string }
+
+/** One run of a forkserver process, from ready to exit. */
+export interface Incarnation {
+  readonly pid: number
+  readonly exit: Promise<ForkserverExit>
+}
+
+export interface PoolEvents {
+  /** a kernel forked by this forkserver exited (the forkserver reaped it) */
+  readonly onExit: (pid: number, exit: ChildExit) => void
+  /** the forkserver itself died; every kernel it forked is gone with it */
+  readonly onDied: (pids: ReadonlyArray<number>, why: string) => void
+}
+
+export class KernelPool {
+  readonly kind: KernelKind
+  private child: ChildProcess | undefined
+  private idle: Array<KernelConn> = []
+  private waiters: Array<(conn: KernelConn) => void> = []
+  private unconnected = 0
+  /** forked kernels by namespace pid -> host pid (0 until the kernel said hello) */
+  private children = new Map<number, number>()
+  private readyWaiters: Array<() => void> = []
+  ready = false
+  lastFailure: string | undefined
+  stats: LineMessage = {}
+
+  private readonly config: WorkerConfig
+  private readonly socketPath: string
+  private readonly events: PoolEvents
+
+  constructor(config: WorkerConfig, kind: KernelKind, socketPath: string, events: PoolEvents) {
+    this.config = config
+    this.kind = kind
+    this.socketPath = socketPath
+    this.events = events
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid
+  }
+
+  whenReady(): Promise<void> {
+    return this.ready ? Promise.resolve() : new Promise((resolve) => this.readyWaiters.push(resolve))
+  }
+
+  /**
+   * Starts one incarnation of the forkserver: resolves once it has imported and warmed up, with its pid and
+   * its exit; rejects (with why) if it exits before that. Its supervisor (kernels.ts) restarts it.
+   */
+  launch(): Promise<Incarnation> {
+    const home = join(this.config.dataDir, "run", `${this.config.id.replace(/[^\w.-]/g, "_")}.${this.kind}.home`)
+    mkdirSync(home, { recursive: true, mode: 0o700 })
+    const python = [this.config.python, FORKSERVER_PY, "--kind", this.kind, "--socket", this.socketPath]
+    // As root the forkserver is init of its own pid namespace (and, isolated, of a network namespace with only a
+    // loopback that is down): when it dies, the kernel kills everything in it, orphans of user code included;
+    // setpriv --pdeathsig ties the namespace to the worker's life even when the worker is SIGKILLed.
+    const root = process.getuid?.() === 0
+    const net = this.config.network === "isolated" ? ["--net"] : []
+    const [command, ...args] = root ? ["setpriv", "--pdeathsig", "SIGKILL", "--", "unshare", ...net, "--pid", "--fork", "--kill-child", "--", ...python] : python
+    const child = spawn(command ?? "unshare", args, {
+      stdio: ["pipe", "pipe", "pipe"],
+      detached: true,
+      // None of the worker's environment: whatever secrets it holds stay out of every kernel.
+      env: {
+        PATH: "/usr/bin:/bin",
+        HOME: home,
+        DOT_SAGE: join(home, ".sage"),
+        // Matplotlib's font cache takes seconds to build: keep it across restarts (or share it, when given).
+        MPLCONFIGDIR: process.env["MPLCONFIGDIR"] ?? join(this.config.dataDir, "run", "matplotlib"),
+        LANG: "C.UTF-8",
+        MPLBACKEND: "Agg",
+        OPENBLAS_NUM_THREADS: "1",
+        OMP_NUM_THREADS: "1",
+        PYTHONDONTWRITEBYTECODE: "1",
+      },
+    })
+    this.child = child
+    const stderrTail: Array<string> = []
+    child.stdin?.on("error", () => undefined)
+    child.stdout?.on("error", () => undefined)
+    child.stderr?.on("error", () => undefined)
+    readLines(child.stderr!, () => undefined, (line) => {
+      stderrTail.push(line)
+      if (stderrTail.length > 3) stderrTail.shift()
+      log("warn", `${this.kind} forkserver: ${line}`)
+    })
+    readLines(child.stdout!, (message) => this.onEvent(message), (line) => log("warn", `${this.kind} forkserver said: ${line}`))
+    const exit = new Promise<ForkserverExit>((resolve) => {
+      child.on("error", (error) => {
+        log("error", `${this.kind} forkserver: ${error.message}`)
+        resolve({ code: 127, why: error.message })
+      })
+      child.on("exit", (code, signal) => {
+        const why = signal !== null ? `killed by ${signal}` : `exit ${code}`
+        this.lastFailure = stderrTail.length > 0 ? `${why}: ${stderrTail.at(-1)}` : why
+        const pids = [...this.children.values()].filter((pid) => pid !== 0)
+        this.children.clear()
+        this.ready = false
+        this.unconnected = 0
+        for (const conn of this.idle) conn.socket.destroy()
+        this.idle = []
+        this.events.onDied(pids, why)
+        resolve(signal !== null ? { signal, why } : { code: code ?? 1, why })
+      })
+    })
+    return new Promise((resolve, reject) => {
+      this.readyWaiters.push(() => resolve({ pid: child.pid ?? 0, exit }))
+      void exit.then(() => reject(new Error(`the ${this.kind} forkserver ended before it was ready (${this.lastFailure ?? "?"})`)))
+    })
+  }
+
+  private onEvent(message: LineMessage): void {
+    switch (message["type"]) {
+      case "ready":
+        this.ready = true
+        this.stats = message
+        log("info", `${this.kind} forkserver ready`, { importMs: message["importMs"], warmMs: message["warmMs"] })
+        this.readyWaiters.splice(0).forEach((resolve) => resolve())
+        this.topUp()
+        return
+      case "spawned":
+        if (typeof message["pid"] === "number") this.children.set(message["pid"], 0)
+        return
+      case "exited": {
+        const pid = message["pid"]
+        if (typeof pid !== "number") return
+        const host = this.children.get(pid)
+        this.children.delete(pid)
+        const exit: ChildExit = typeof message["signal"] === "string" ? { signal: message["signal"] } : { code: Number(message["code"]) }
+        if (host !== undefined && host !== 0) this.events.onExit(host, exit)
+        if (host === 0) {
+          // It died before connecting back: fork a replacement, after a pause in case it keeps happening.
+          log("warn", `a ${this.kind} kernel died before connecting`, { exit })
+          this.unconnected = Math.max(0, this.unconnected - 1)
+          setTimeout(() => this.topUp(), REFILL_PAUSE).unref()
+        }
+        return
+      }
+    }
+  }
+
+  /** A kernel of this kind said hello over the kernel socket. */
+  deliver(conn: KernelConn): void {
+    this.unconnected = Math.max(0, this.unconnected - 1)
+    if (this.children.has(conn.nspid)) this.children.set(conn.nspid, conn.pid)
+    conn.onClose = () => {
+      this.idle = this.idle.filter((c) => c !== conn)
+      setTimeout(() => this.topUp(), REFILL_PAUSE).unref()
+    }
+    const waiter = this.waiters.shift()
+    if (waiter !== undefined) waiter(conn)
+    else this.idle.push(conn)
+    this.topUp()
+  }
+
+  /** An idle kernel: from the pool when there is one (no fork to wait for), else freshly forked. */
+  async acquire(): Promise<KernelConn> {
+    if (!this.ready) {
+      let timer: NodeJS.Timeout | undefined
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          const last = this.lastFailure !== undefined ? ` (last failure: ${this.lastFailure})` : ""
+          reject(new Error(`the ${this.kind} kernel is not available: its forkserver was not ready within ${this.config.forkserverReadyTimeout} ms${last}`))
+        }, this.config.forkserverReadyTimeout)
+      })
+      await Promise.race([this.whenReady(), timeout]).finally(() => clearTimeout(timer))
+    }
+    const conn = this.idle.shift()
+    if (conn !== undefined) {
+      conn.onClose = undefined
+      this.topUp()
+      return conn
+    }
+    const got = new Promise<KernelConn>((resolve) => this.waiters.push(resolve))
+    this.topUp()
+    const taken = await got
+    taken.onClose = undefined
+    return taken
+  }
+
+  private topUp(): void {
+    if (!this.ready) return
+    const want = this.config.pool + this.waiters.length - this.idle.length - this.unconnected
+    if (want <= 0) return
+    this.unconnected += want
+    writeLine(this.child!.stdin!, { type: "spawn", n: want })
+  }
+
+  /** Kills the current incarnation; its kernels die with it (its pid namespace goes). */
+  async kill(): Promise<void> {
+    const child = this.child
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
+    try {
+      process.kill(-(child.pid ?? 0), "SIGKILL")
+    } catch {
+      child.kill("SIGKILL")
+    }
+    await exited
+  }
+}

@@ -1,0 +1,257 @@
+# Session kernel: what a forked child of the forkserver runs. Connects to the worker, waits for its sandbox
+# setup, applies it (sandbox.py), then evaluates cells like a notebook: output streamed, last value displayed.
+import ast
+import gc
+import io
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import threading
+import traceback
+
+import display
+import interact
+import sandbox
+
+KIND = None
+BASE_NS = {}
+preparse = None
+
+
+def load(kind):
+    """Runs once in the forkserver: the expensive imports every session then shares."""
+    global KIND, preparse
+    KIND = kind
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot  # noqa: F401
+
+    if kind == "sage":
+        exec("from sage.all import *\nx = SR.var('x')", BASE_NS)
+        from sage.repl.preparse import preparse as sage_preparse
+
+        preparse = sage_preparse
+    else:
+        exec("import math\nimport numpy as np\nimport sympy\nfrom sympy import *\nimport matplotlib.pyplot as plt", BASE_NS)
+        exec("x, y, z, t = symbols('x y z t')", BASE_NS)
+    display.load(kind, BASE_NS)
+    interact.install(BASE_NS, kind)
+
+
+def warm():
+    """One real computation of each kind, so that forked sessions do not pay for first-use initialisation."""
+    if KIND == "sage":
+        code = "f = factor(x^2-1); latex(f); repr(f); 2/3+1/3; integrate(sin(x)^2, x); matrix(QQ, 2, [1,2,3,4]).inverse()"
+    else:
+        code = "f = factor(x**2-1); latex(f); repr(f); integrate(sin(x)**2, x); np.linalg.inv(np.eye(3)); repr(np.arange(3))"
+    exec(compile(preparse(code) if preparse else code, "<warm>", "exec"), dict(BASE_NS))
+    display.warm()
+    ast.parse("1")
+    # Everything imported so far is shared with every session: keep the collector from touching (and so
+    # copying) those pages in each forked child.
+    gc.collect()
+    gc.freeze()
+
+
+class Channel:
+    """JSON lines over the socket to the worker; send() is safe from any thread."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.pid = os.getpid()
+        self.lock = threading.Lock()
+        self.reader = sock.makefile("rb")
+
+    def send(self, message):
+        if os.getpid() != self.pid:
+            return  # a process forked by user code shares the socket but does not speak for the kernel
+        data = (json.dumps(message) + "\n").encode()
+        # An interrupt must never cut a line in half.
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            with self.lock:
+                self.sock.sendall(data)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+    def receive(self):
+        line = self.reader.readline()
+        if not line:
+            os._exit(0)  # the worker is gone
+        return json.loads(line)
+
+
+class OutputPipes:
+    """fd 1 and 2 are pipes read by a thread, so output of subprocesses and C code streams as well as print()."""
+
+    def __init__(self, channel):
+        self.channel = channel
+        self.current = None
+        self.fds = {}
+        for fd, name in ((1, "stdout"), (2, "stderr")):
+            r, w = os.pipe()
+            os.dup2(w, fd)
+            os.close(w)
+            os.set_blocking(r, False)
+            self.fds[r] = name
+        # Line-buffered, like a terminal: print() reaches the browser line by line, without a frame per write.
+        sys.stdout = io.TextIOWrapper(open(1, "wb", buffering=0, closefd=False), "utf-8", "replace", line_buffering=True)
+        sys.stderr = io.TextIOWrapper(open(2, "wb", buffering=0, closefd=False), "utf-8", "replace", line_buffering=True)
+        threading.Thread(target=self.loop, daemon=True).start()
+
+    def loop(self):
+        while True:
+            ready, _, _ = select.select(list(self.fds), [], [], 0.2)
+            if ready:
+                self.drain()
+
+    def drain(self):
+        if os.getpid() != self.channel.pid:
+            return
+        with self.channel.lock:
+            for fd, name in self.fds.items():
+                chunks = []
+                size = 0
+                while size < 1 << 20:  # at most 1 MiB per message; the rest follows in the next one
+                    try:
+                        chunk = os.read(fd, 65536)
+                    except BlockingIOError:
+                        break
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    size += len(chunk)
+                if chunks:
+                    text = b"".join(chunks).decode("utf-8", errors="replace")
+                    line = json.dumps({"type": "output", "id": self.current, "msg": {"kind": name, "text": text}}) + "\n"
+                    self.channel.sock.sendall(line.encode())
+
+    def finish(self):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.drain()
+
+
+class Kernel:
+    def __init__(self, channel, setup):
+        self.channel = channel
+        self.pid = os.getpid()
+        self.nproc = setup.get("limits", {}).get("nproc")
+        self.ns = BASE_NS
+        self.memory_mib = setup.get("limits", {}).get("memory")
+        self.pipes = OutputPipes(channel)
+        display.bind(self.emit)
+        interact.bind(self.emit, self.ns)
+
+    @staticmethod
+    def allow_interrupts():
+        """SIGINT is blocked except while a cell runs; one that arrived in between is dropped, not carried over."""
+        if signal.SIGINT in signal.sigpending():
+            signal.sigwait({signal.SIGINT})
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+    def emit(self, msg):
+        self.pipes.finish()
+        self.channel.send({"type": "output", "id": self.pipes.current, "msg": msg})
+
+    def run(self, exec_id, body):
+        try:
+            self.run_cell(exec_id, body)
+        finally:
+            if os.getpid() != self.pid:
+                os._exit(1)  # a process forked by user code must never act as the kernel
+
+    def run_cell(self, exec_id, body):
+        self.pipes.current = exec_id
+        status = "ok"
+        try:
+            try:
+                self.allow_interrupts()
+                body()
+                display.flush_figures()
+            finally:
+                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        except KeyboardInterrupt:
+            status = "interrupted"
+            self.emit({"kind": "error", "ename": "KeyboardInterrupt", "evalue": "interrupted", "traceback": []})
+        except SystemExit:
+            raise
+        except BaseException as error:  # noqa: B902 - user code may raise anything; all of it is reported
+            status = "error"
+            self.report(error)
+        self.pipes.finish()
+        self.channel.send({"type": "output", "id": exec_id, "msg": {"kind": "done", "status": status}})
+
+    def report(self, error):
+        frames = traceback.extract_tb(error.__traceback__)
+        user = [f for f in frames if f.filename.startswith("<cell")] or frames[-1:]
+        lines = traceback.format_list(user) + traceback.format_exception_only(type(error), error)
+        evalue = str(error)
+        if isinstance(error, MemoryError):
+            evalue = f"the session's memory limit was reached ({self.memory_mib} MiB above the kernel): OutOfMemory"
+        elif isinstance(error, OSError) and error.errno == 27:
+            evalue = f"{error} (the session's file size limit was reached)"
+        elif isinstance(error, BlockingIOError) and error.errno == 11:
+            evalue = f"{error} (the session's limit of {self.nproc} processes may have been reached)"
+        self.emit({"kind": "error", "ename": type(error).__name__, "evalue": evalue, "traceback": lines})
+
+    def execute(self, exec_id, code):
+        def body():
+            source = preparse(code) if preparse else code
+            tree = ast.parse(source, "<cell>", "exec")
+            last = None
+            if tree.body and isinstance(tree.body[-1], ast.Expr):
+                last = ast.Expression(tree.body.pop().value)
+            exec(compile(tree, "<cell>", "exec"), self.ns)
+            if last is not None:
+                value = eval(compile(last, "<cell>", "eval"), self.ns)
+                if value is not None:
+                    self.ns["_"] = value
+                    display.show(value)
+
+        self.run(exec_id, body)
+
+    def loop(self):
+        while True:
+            command = self.channel.receive()
+            kind = command.get("type")
+            if kind == "execute":
+                self.execute(command["id"], command["code"])
+            elif kind == "interact":
+                iid = command["interact"]
+                self.run(f"interact:{iid}", lambda: interact.change(iid, command["control"], command["value"]))
+            elif kind == "exit":
+                os._exit(0)
+
+
+def child_main(socket_path, kind):
+    """Runs in a freshly forked child: own group, dies with the forkserver, holds none of its descriptors."""
+    os.setsid()
+    sandbox.die_with_parent()
+    devnull = os.open("/dev/null", os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.closerange(3, 65536)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(socket_path)
+    channel = Channel(sock)
+    # In the forkserver's pid namespace getpid() is namespace-local; /proc (the host's) names our host pid.
+    channel.send({"type": "hello", "pid": int(os.readlink("/proc/self")), "nspid": os.getpid(), "kind": kind})
+    setup = channel.receive()
+    try:
+        sandbox.apply(setup)
+    except Exception as error:  # noqa: B902 - reported to the worker, which ends the session
+        channel.send({"type": "setupFailed", "message": f"{type(error).__name__}: {error}"})
+        os._exit(71)
+    display.after_sandbox(setup)
+    kernel = Kernel(channel, setup)
+    channel.send({"type": "ready"})
+    try:
+        kernel.loop()
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else 0
+        os._exit(code)

@@ -1,0 +1,11 @@
+// JSON log lines on stdout, the format every sagews program writes: {"ts","component","pid","level","msg"}.
+export type Level = "debug" | "info" | "warn" | "error" | "fatal"
+
+let component = "worker"
+export const setLogComponent = (id: string): void => {
+  component = id
+}
+
+export const log = (level: Level, msg: string, fields: Readonly<Record<string, unknown>> = {}): void => {
+  process.stdout.write(JSON.stringify({ ts: new Date().toISOString(), component, pid: process.pid, level, msg, ...fields }) + "\n")
+}

@@ -1,0 +1,143 @@
+// Test harness: a real worker process on a free port with a temp data dir, a client for it, and the
+// leftover check every worker test ends with (no session process, no session-uid process, no home dir).
+import { spawn, type ChildProcess } from "node:child_process"
+import { chown, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises"
+import { createServer } from "node:net"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { WorkerClient } from "../../src/worker/client.ts"
+import { ensureWorkerSecret } from "../../src/worker/secret.ts"
+import { listProcesses } from "../../src/worker/uids.ts"
+
+export const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const server = createServer()
+    server.on("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address()
+      const port = typeof address === "object" && address !== null ? address.port : 0
+      server.close(() => resolve(port))
+    })
+  })
+
+export interface TestWorker {
+  readonly port: number
+  readonly dataDir: string
+  readonly secret: Buffer
+  readonly uidRange: { first: number; last: number }
+  readonly proc: ChildProcess
+  readonly logs: Array<string>
+  connect(): Promise<WorkerClient>
+  /** SIGTERM and wait for the exit code */
+  stop(): Promise<number | null>
+  /** resolves once a log line matches */
+  waitForLog(pattern: RegExp, timeoutMs?: number): Promise<string>
+}
+
+const WORKER_MAIN = join(import.meta.dirname, "../../src/worker/main.ts")
+
+export const startTestWorker = async (
+  config: Record<string, unknown> & { uidRange: { first: number; last: number } },
+  reuse?: { dataDir: string; port: number },
+  /** run the worker as this unprivileged uid (and gid) instead of root */
+  asUid?: number,
+): Promise<TestWorker> => {
+  const dataDir = reuse?.dataDir ?? (await mkdtemp(join(tmpdir(), "sagews-worker-")))
+  const port = reuse?.port ?? (await freePort())
+  await writeFile(join(dataDir, "worker.json"), JSON.stringify({ pool: 1, kernels: ["python"], ...config }))
+  if (asUid !== undefined) await chown(dataDir, asUid, asUid)
+  const main = [process.execPath, WORKER_MAIN, "--data", dataDir, "--port", String(port), "--config", join(dataDir, "worker.json")]
+  const [command, ...args] = asUid === undefined ? main : ["setpriv", `--reuid=${asUid}`, `--regid=${asUid}`, "--clear-groups", "--", ...main]
+  const proc = spawn(command ?? process.execPath, args, {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, SAGEWS_TEST_SECRET_ENV: "hunter2-must-not-leak", MPLCONFIGDIR: join(tmpdir(), "sagews-test-matplotlib") },
+  })
+  const logs: Array<string> = []
+  const watchers = new Set<(line: string) => void>()
+  let pending = ""
+  const onChunk = (chunk: Buffer): void => {
+    pending += chunk.toString("utf8")
+    const lines = pending.split("\n")
+    pending = lines.pop() ?? ""
+    for (const line of lines) {
+      logs.push(line)
+      for (const watch of watchers) watch(line)
+    }
+  }
+  proc.stdout?.on("data", onChunk)
+  proc.stderr?.on("data", onChunk)
+  const exited = new Promise<number | null>((resolve) => proc.once("exit", (code) => resolve(code)))
+  const waitForLog = (pattern: RegExp, timeoutMs = 120_000): Promise<string> => {
+    const seen = logs.find((l) => pattern.test(l))
+    if (seen !== undefined) return Promise.resolve(seen)
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        watchers.delete(watch)
+        reject(new Error(`no log line matching ${pattern} within ${timeoutMs} ms; last lines:\n${logs.slice(-10).join("\n")}`))
+      }, timeoutMs)
+      const watch = (line: string): void => {
+        if (!pattern.test(line)) return
+        clearTimeout(timer)
+        watchers.delete(watch)
+        resolve(line)
+      }
+      watchers.add(watch)
+    })
+  }
+  await waitForLog(/worker listening/)
+  const secret = await ensureWorkerSecret(dataDir)
+  return {
+    port,
+    dataDir,
+    secret,
+    uidRange: config.uidRange,
+    proc,
+    logs,
+    connect: () => WorkerClient.connect({ port, secret }),
+    stop: async () => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGTERM")
+      return exited
+    },
+    waitForLog,
+  }
+}
+
+export interface Leftovers {
+  readonly uidProcesses: Array<string>
+  readonly zombies: Array<string>
+  readonly homes: Array<string>
+  readonly kernels: Array<string>
+}
+
+/** Everything a worker on `dataDir` might have left behind. */
+export const leftovers = async (worker: Pick<TestWorker, "dataDir" | "uidRange">): Promise<Leftovers> => {
+  const processes = await listProcesses()
+  const uidProcesses = processes.filter((p) => p.uid >= worker.uidRange.first && p.uid <= worker.uidRange.last).map((p) => `${p.pid} uid ${p.uid} ${p.state}`)
+  const zombies: Array<string> = []
+  const kernels: Array<string> = []
+  for (const p of processes) {
+    const cmdline = await readFile(`/proc/${p.pid}/cmdline`, "utf8").catch(() => "")
+    if (cmdline.includes(worker.dataDir)) kernels.push(`${p.pid} ${p.state} ${cmdline.replaceAll("\0", " ")}`)
+    if (p.state === "Z" && (p.uid >= worker.uidRange.first && p.uid <= worker.uidRange.last)) zombies.push(String(p.pid))
+  }
+  const homes = await readdir(join(worker.dataDir, "sessions")).catch(() => [])
+  return { uidProcesses, zombies, homes, kernels }
+}
+
+/** Polls until nothing is left (cleanup after a kill is asynchronous), then returns what remains. */
+export const settle = async (worker: Pick<TestWorker, "dataDir" | "uidRange">, timeoutMs = 10_000): Promise<Leftovers> => {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const left = await leftovers(worker)
+    const empty = left.uidProcesses.length + left.zombies.length + left.homes.length + left.kernels.length === 0
+    if (empty || Date.now() > deadline) return left
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}
+
+export const removeDataDir = (worker: TestWorker): Promise<void> => rm(worker.dataDir, { recursive: true, force: true })
+
+export const NO_LEFTOVERS: Leftovers = { uidProcesses: [], zombies: [], homes: [], kernels: [] }
+
+export const text = (messages: ReadonlyArray<{ kind: string }>, kind: "stdout" | "stderr" = "stdout"): string =>
+  messages.flatMap((m) => (m.kind === kind && "text" in m ? [String(m.text)] : [])).join("")
