@@ -2,7 +2,7 @@
 // authentication challenge), live while it keeps doing so. Its sessions run under its own dynamic supervisor.
 import { join } from "node:path"
 import type { ChildSpec, Restart, Shutdown } from "../supervisors/child.ts"
-import { processSpec } from "./process.ts"
+import { type LivenessOptions, processSpec } from "./process.ts"
 
 export interface WorkerActorOptions {
   /** e.g. "worker:1" */
@@ -14,7 +14,12 @@ export interface WorkerActorOptions {
   readonly config?: Readonly<Record<string, unknown>>
   readonly restart?: Restart
   readonly shutdown?: Shutdown
+  /** liveness timing (the probe is the challenge banner); default: LIVENESS */
+  readonly liveness?: Omit<LivenessOptions, "probe">
 }
+
+/** A hung worker (SIGSTOP, a blocked event loop) is killed after about interval x failures + timeout. */
+const LIVENESS: Omit<LivenessOptions, "probe"> = { interval: 5_000, timeout: 2_000, failures: 3 }
 
 /** ms for the worker to bind its port; the forkservers warm up after that, sessions wait for them */
 const WORKER_READY_TIMEOUT = 15_000
@@ -33,7 +38,7 @@ export const workerSpec = (options: WorkerActorOptions): ChildSpec => {
     dataDir: options.dataDir,
     ready: probe,
     readyTimeout: WORKER_READY_TIMEOUT,
-    liveness: { probe, interval: 5_000, timeout: 2_000, failures: 3 },
+    liveness: { probe, ...(options.liveness ?? LIVENESS) },
     port: options.port,
     logFormat: "json",
     shutdown: options.shutdown ?? WORKER_SHUTDOWN,

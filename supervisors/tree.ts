@@ -27,6 +27,14 @@ const externalPostgres = (url: string): ChildSpec =>
     run: Effect.never,
   })
 
+/** The session settings of the config, in the worker's own terms (src/worker/config.ts). */
+const workerConfig = ({ sessions: s }: Config) => ({
+  pool: s.pool,
+  maxSessions: s.maxPerWorker,
+  maxSessionsPerUser: s.maxPerUser,
+  limits: { wall: s.wallSeconds, idle: s.idleSeconds, exec: s.execSeconds, memory: s.memoryMb, cpu: s.cpuSeconds },
+})
+
 const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1)
 
 export const treeSpec = (config: Config, dataDir: string, extra: ReadonlyArray<ChildSpec> = []): SupervisorSpec => {
@@ -55,7 +63,7 @@ export const treeSpec = (config: Config, dataDir: string, extra: ReadonlyArray<C
     id: "compute",
     strategy: "one_for_one",
     ...policy,
-    children: workers.map((w) => workerSpec({ id: w.id, dataDir, port: w.port })),
+    children: workers.map((w) => workerSpec({ id: w.id, dataDir, port: w.port, liveness, config: workerConfig(config) })),
   })
   const web = supervisorChild({
     id: "web",

@@ -30,6 +30,19 @@ export const ConfigSchema = z.strictObject({
   nginx: z.strictObject({ port }),
   backends: z.strictObject({ count: positiveInt.max(32, "expected at most 32 backends"), basePort: port }),
   workers: z.strictObject({ count: positiveInt.max(64, "expected at most 64 workers"), basePort: port }),
+  /** what every user session may use; the worker ends a session that passes one and names the limit */
+  sessions: z.strictObject({
+    /** pre-forked idle kernels kept per kind and worker: a new session waits for no fork */
+    pool: z.number().int().min(0, "expected an integer >= 0").max(64, "expected at most 64"),
+    maxPerWorker: positiveInt,
+    maxPerUser: positiveInt,
+    /** seconds of a session's whole life, idle time (computing is not idle), one execution; MiB; CPU seconds */
+    wallSeconds: positiveInt,
+    idleSeconds: positiveInt,
+    execSeconds: positiveInt,
+    memoryMb: positiveInt,
+    cpuSeconds: positiveInt,
+  }),
   supervisor: z.strictObject({
     /** at most `intensity` restarts in `period` seconds before a supervisor gives up and escalates */
     intensity: z.number().int().min(0, "expected an integer >= 0"),
