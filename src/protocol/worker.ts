@@ -1,4 +1,4 @@
-// Zod schemas of every backend ⇄ worker frame (see docs/WORKER-PROTOCOL.md). Both ends validate with these.
+// Zod schemas of every backend ⇄ worker frame (docs/PROTOCOL.md, "Backend ⇄ worker"). Both ends validate with these.
 // The worker speaks first (challenge); nothing but `auth` is accepted until the backend has answered it.
 import { z } from "zod"
 
