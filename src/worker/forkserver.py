@@ -5,7 +5,6 @@
 #   forkserver -> worker: {"type":"ready",...} {"type":"spawned","pid"} {"type":"exited","pid","code"|"signal"}
 # Each forked child connects to the worker's kernel socket itself (see kernel.py: child_main).
 import argparse
-import ctypes
 import json
 import os
 import resource
@@ -14,17 +13,9 @@ import signal
 import sys
 import time
 
-PR_SET_PDEATHSIG = 1
+from sandbox import die_with_parent, libc  # beside this file: a SIGKILLed worker leaves no forkserver
+
 PR_SET_CHILD_SUBREAPER = 36
-libc = ctypes.CDLL(None, use_errno=True)
-
-
-def die_with_parent():
-    """SIGKILL us when the worker dies, so a SIGKILLed worker leaves no forkserver behind."""
-    parent = os.getppid()
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:
-        os._exit(1)
 
 
 def main():

@@ -1,5 +1,7 @@
 // JSON log lines on stdout, the format every sagews program writes: {"ts","component","pid","level","msg"}.
-export type Level = "debug" | "info" | "warn" | "error" | "fatal"
+import type { Level } from "../log/line.ts"
+
+export type { Level }
 
 let component = "worker"
 export const setLogComponent = (id: string): void => {
