@@ -1,10 +1,10 @@
 // The haproxy actor against real haproxy, nginx and small Node backends: routing, stickiness, a reload under
 // load that drops nothing and keeps an upgraded connection, a refused bad config, and no process left behind.
 import { createHash } from "node:crypto"
-import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { mkdtemp, rm } from "node:fs/promises"
 import { createServer as createHttpServer, get } from "node:http"
-import { connect, createServer, type Socket } from "node:net"
+import { connect, type Socket } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { assert, describe, it } from "@effect/vitest"
@@ -15,29 +15,9 @@ import {
 } from "../../actors/haproxy.ts"
 import { nginxSpec } from "../../actors/nginx.ts"
 import { groupGone } from "../../actors/procstat.ts"
+import { freePort, living } from "./fixture.ts"
 
-const freePort = Effect.promise(() =>
-  new Promise<number>((resolve, reject) => {
-    const server = createServer()
-    server.on("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0))
-    })
-  })
-)
 
-/** Living (non-zombie) processes whose command line mentions `word` (the data dir, for haproxy and nginx). */
-const living = (word: string): ReadonlyArray<number> =>
-  readdirSync("/proc").filter((name) => /^\d+$/.test(name)).flatMap((name) => {
-    try {
-      const cmd = readFileSync(`/proc/${name}/cmdline`, "utf8")
-      const state = readFileSync(`/proc/${name}/stat`, "utf8").split(") ")[1]?.[0]
-      return state !== "Z" && cmd.includes(word) ? [Number(name)] : []
-    } catch {
-      return []
-    }
-  })
 
 const WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 

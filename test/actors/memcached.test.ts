@@ -1,31 +1,16 @@
 // The memcached actor against the real memcached: started through its spec, a set/get round trip from the
 // npm client the backends use, a `version` probe that a stopped memcached fails, and nothing left afterwards.
 import { readFileSync, readdirSync } from "node:fs"
-import { mkdtemp, rm } from "node:fs/promises"
 import { createConnection, createServer } from "node:net"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Result } from "effect"
 import Memcached from "memcached"
 import { memcachedArgs, memcachedSpec, memcachedUser, memcachedVersion } from "../../actors/memcached.ts"
 import { ExitReason } from "../../supervisors/exit.ts"
+import { freePort, tempDir } from "./fixture.ts"
 
-const dataDir = Effect.acquireRelease(
-  Effect.promise(() => mkdtemp(join(tmpdir(), "sagews-memcached-"))),
-  (dir) => Effect.promise(() => rm(dir, { recursive: true, force: true })),
-)
+const dataDir = tempDir("sagews-memcached-")
 
-const freePort = Effect.promise(() =>
-  new Promise<number>((resolve, reject) => {
-    const server = createServer()
-    server.on("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0))
-    })
-  })
-)
 
 /** Living (non-zombie) processes whose command line contains every one of `words`. */
 const living = (...words: ReadonlyArray<string>): ReadonlyArray<number> =>

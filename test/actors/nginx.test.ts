@@ -1,6 +1,6 @@
 // The nginx actor against the real nginx: started through its spec on a free port in a temp data dir, it
 // serves files from the static root and /nginx-healthz, logs where it should, and leaves no process behind.
-import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { mkdtemp, rm } from "node:fs/promises"
 import { get } from "node:http"
 import { createServer } from "node:net"
@@ -11,6 +11,7 @@ import { Effect, Result } from "effect"
 import { checkReadableByOthers, nginxLevel, nginxSpec } from "../../actors/nginx.ts"
 import { groupGone } from "../../actors/procstat.ts"
 import { ExitReason } from "../../supervisors/exit.ts"
+import { freePort, living } from "./fixture.ts"
 
 /** A data dir as `sagews init` makes it (0711), with a static root nginx's `nobody` workers can read. */
 const dataDir = Effect.acquireRelease(
@@ -25,28 +26,7 @@ const dataDir = Effect.acquireRelease(
   (dir) => Effect.promise(() => rm(dir, { recursive: true, force: true })),
 )
 
-const freePort = Effect.promise(() =>
-  new Promise<number>((resolve, reject) => {
-    const server = createServer()
-    server.on("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0))
-    })
-  })
-)
 
-/** Living (non-zombie) processes whose command line mentions `word` (nginx's master names its prefix). */
-const living = (word: string): ReadonlyArray<number> =>
-  readdirSync("/proc").filter((name) => /^\d+$/.test(name)).flatMap((name) => {
-    try {
-      const cmd = readFileSync(`/proc/${name}/cmdline`, "utf8")
-      const state = readFileSync(`/proc/${name}/stat`, "utf8").split(") ")[1]?.[0]
-      return state !== "Z" && cmd.includes(word) ? [Number(name)] : []
-    } catch {
-      return []
-    }
-  })
 
 interface Reply {
   readonly status: number

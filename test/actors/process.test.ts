@@ -1,9 +1,7 @@
 // The process actor against real programs: readiness, exit reasons, the stop protocol, logs, liveness and
 // leftovers of a previous life. Every test checks that nothing of what it started is left running.
 import { spawn } from "node:child_process"
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises"
-import { createServer } from "node:net"
-import { tmpdir } from "node:os"
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { assert, describe, it } from "@effect/vitest"
@@ -12,24 +10,12 @@ import { exitReasonOf } from "../../actors/exitreason.ts"
 import { pidPath, processSpec, type ProcessOptions } from "../../actors/process.ts"
 import { groupGone, groupMembers, readStat } from "../../actors/procstat.ts"
 import { ExitReason } from "../../supervisors/exit.ts"
+import { freePort, tempDir } from "./fixture.ts"
 
 const fixture = fileURLToPath(new URL("./fixtures/child.mjs", import.meta.url))
 
-const dataDir = Effect.acquireRelease(
-  Effect.promise(() => mkdtemp(join(tmpdir(), "sagews-process-"))),
-  (dir) => Effect.promise(() => rm(dir, { recursive: true, force: true })),
-)
+const dataDir = tempDir("sagews-process-")
 
-const freePort = Effect.promise(() =>
-  new Promise<number>((resolve, reject) => {
-    const server = createServer()
-    server.on("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0))
-    })
-  })
-)
 
 const node = (dir: string, id: string, args: ReadonlyArray<string>, rest: Partial<ProcessOptions> = {}): ProcessOptions => ({
   id,
