@@ -2,13 +2,13 @@
 // start), execution round trip at the worker, and memory per idle session. `node bench/worker.ts` prints JSON.
 import { spawn, execFile } from "node:child_process"
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises"
-import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { promisify } from "node:util"
 import type { KernelKind } from "../src/protocol/worker.ts"
 import { WorkerClient } from "../src/worker/client.ts"
 import { ensureWorkerSecret } from "../src/worker/secret.ts"
+import { freePort } from "../test/ports.ts"
 
 const run = promisify(execFile)
 const SESSIONS_PER_CASE = 15
@@ -27,14 +27,6 @@ const quantile = (values: ReadonlyArray<number>, q: number): number => {
 }
 const round = (n: number): number => Math.round(n * 100) / 100
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve) => {
-    const server = createServer().listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0))
-    })
-  })
 
 const withWorker = async <A>(kind: KernelKind, pool: number, body: (client: WorkerClient) => Promise<A>): Promise<A> => {
   const dataDir = await mkdtemp(join(tmpdir(), "sagews-bench-"))

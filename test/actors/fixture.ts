@@ -2,10 +2,10 @@
 // processes that mention a word (the data dir) in their command line.
 import { readdirSync, readFileSync } from "node:fs"
 import { mkdtemp, rm } from "node:fs/promises"
-import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect } from "effect"
+import { freePort as freePortAsync } from "../ports.ts"
 
 /** A fresh directory, removed when the test's scope closes. */
 export const tempDir = (prefix: string) =>
@@ -14,16 +14,7 @@ export const tempDir = (prefix: string) =>
     (dir) => Effect.promise(() => rm(dir, { recursive: true, force: true })),
   )
 
-export const freePort = Effect.promise(() =>
-  new Promise<number>((resolve, reject) => {
-    const server = createServer()
-    server.on("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0))
-    })
-  })
-)
+export const freePort = Effect.promise(freePortAsync)
 
 /** Living (non-zombie) processes whose command line mentions `word`. */
 export const living = (word: string): ReadonlyArray<number> =>

@@ -2,30 +2,12 @@
 // Every process the stack starts carries SAGEWS_DATA=<its dir> in its environment, which is how leftovers are found.
 import { spawn, type ChildProcess, execFile } from "node:child_process"
 import { mkdtempSync, readFileSync, readdirSync, rmSync, chmodSync } from "node:fs"
-import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
+import { freePorts } from "../ports.ts"
 
 export const ROOT = resolve(import.meta.dirname, "../..")
 export const SAGEWS = join(ROOT, "src/cli/sagews")
-
-const portFree = (port: number): Promise<boolean> =>
-  new Promise((ok) => {
-    const s = createServer()
-    s.once("error", () => ok(false))
-    s.listen(port, "127.0.0.1", () => s.close(() => ok(true)))
-  })
-
-/** `count` consecutive free ports (backends and workers take base, base+1, ...). */
-export const freePorts = async (count: number): Promise<number> => {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 40_000)
-    let all = true
-    for (let i = 0; i < count && all; i++) all = await portFree(base + i)
-    if (all) return base
-  }
-  throw new Error(`no ${count} consecutive free ports found`)
-}
 
 export interface CliResult {
   readonly code: number

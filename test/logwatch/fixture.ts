@@ -15,20 +15,12 @@ import { ensureDatabase } from "../../src/db/client.ts"
 import { processesIn } from "../../src/db/leftovers.ts"
 import { migrate } from "../../src/db/migrate.ts"
 import { localUrl } from "../../src/db/url.ts"
+import { freePort } from "../ports.ts"
+export { freePort }
 
 export const ROOT = path.resolve(import.meta.dirname, "../..")
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-
-export const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.on("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      server.close(() => (typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no port"))))
-    })
-  })
 
 export const tempDataDir = async (): Promise<string> => {
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), "sagews-lw-"))

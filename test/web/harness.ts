@@ -2,7 +2,6 @@
 // one temp data dir (shared worker secret), started through their actors' specs or as plain programs; `stop` leaves nothing.
 import { spawn, type ChildProcess } from "node:child_process"
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
-import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect, Exit, Scope } from "effect"
@@ -12,20 +11,12 @@ import { nginxSpec } from "../../actors/nginx.ts"
 import { postgresSpec } from "../../actors/postgres.ts"
 import type { ChildSpec } from "../../supervisors/child.ts"
 import { localUrl } from "../../src/db/url.ts"
+import { freePort } from "../ports.ts"
+export { freePort }
 
 export const ROOT = join(import.meta.dirname, "../..")
 const WORKER_MAIN = join(ROOT, "src/worker/main.ts")
 const BACKEND_MAIN = join(ROOT, "src/backend/main.ts")
-
-export const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = createServer()
-    server.on("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0))
-    })
-  })
 
 /** Living (non-zombie) processes whose command line or environment mentions `dir`. */
 export const processesOf = (dir: string): Array<string> =>

@@ -2,23 +2,13 @@
 // leftover check every worker test ends with (no session process, no session-uid process, no home dir).
 import { spawn, type ChildProcess } from "node:child_process"
 import { chown, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises"
-import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { WorkerClient } from "../../src/worker/client.ts"
 import { ensureWorkerSecret } from "../../src/worker/secret.ts"
 import { listProcesses } from "../../src/worker/uids.ts"
-
-export const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = createServer()
-    server.on("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
+import { freePort } from "../ports.ts"
+export { freePort }
 
 export interface TestWorker {
   readonly port: number
