@@ -1,9 +1,10 @@
 // The tree's life through the CLI: signals to a foreground start, kill -9 of the root and the clean start
 // after it, escalation shown in status, daemon mode, and bad configuration.
+import { spawn } from "node:child_process"
 import { readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { alive, makeStack, type Stack, type StatusRow } from "./stack.ts"
+import { alive, makeStack, ROOT, type Stack, type StatusRow } from "./stack.ts"
 
 const exitOf = (child: import("node:child_process").ChildProcess): Promise<number | null> =>
   new Promise((ok) => (child.exitCode !== null ? ok(child.exitCode) : child.once("exit", (code) => ok(code))))
@@ -38,6 +39,20 @@ describe("the tree's life cycle", () => {
       expect(stack.processes()).toEqual([])
     })
   }
+
+  it("comes up with `npm start` and prints the URL; Ctrl-C stops everything", async () => {
+    // detached: its own process group, so a SIGINT to the group is what a terminal's Ctrl-C sends
+    const npm = spawn("npm", ["start"], { cwd: ROOT, env: stack.env, detached: true, stdio: ["ignore", "pipe", "pipe"] })
+    let output = ""
+    npm.stdout.on("data", (d: Buffer) => (output += d.toString()))
+    npm.stderr.on("data", (d: Buffer) => (output += d.toString()))
+    await stack.waitRunning()
+    await waitFor("the URL on the terminal", async () => (output.includes(`sagews is running: ${stack.url}/`) ? true : undefined))
+    process.kill(-npm.pid!, "SIGINT")
+    await exitOf(npm)
+    await waitFor("every process to end", async () => (stack.processes().length === 0 ? true : undefined))
+    expect(output).toContain("stopped; nothing of the tree is left running")
+  })
 
   it("after kill -9 of the root, the next start ends the leftovers and starts clean", async () => {
     const daemon = await stack.cli(["start", "--daemon"])
