@@ -66,7 +66,7 @@ const main = async (argv: ReadonlyArray<string>): Promise<number> => {
       expectArgs(0, "no arguments")
       // loaded only here: the tree pulls in every actor, which `status` and `init` do not need
       const { startCommand } = await import("./start.ts")
-      return startCommand({ dataDir, config: config(), configFile, daemon: values.daemon ?? false, argv })
+      return startCommand({ dataDir, config: config(), daemon: values.daemon ?? false, argv })
     }
     case "stop": {
       expectArgs(0, "no arguments")

@@ -56,7 +56,6 @@ const waitGone = async (pid: number, timeoutMs: number): Promise<boolean> => {
 export interface StartOptions {
   readonly dataDir: string
   readonly config: Config
-  readonly configFile: string | undefined
   readonly daemon: boolean
   readonly argv: ReadonlyArray<string>
 }
@@ -116,9 +115,26 @@ const statusReply = (root: SupervisorHandle, config: Config) =>
     }
   })
 
+/** Exclusive create of the root pid file: of two starts racing on one data dir, exactly one becomes the root. */
+const claimRoot = (paths: DataPaths): boolean => {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(paths.rootPid, `${process.pid}\n`, { flag: "wx" })
+      return true
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST" || livingRoot(paths) !== undefined) return false
+      rmSync(paths.rootPid, { force: true }) // left by a root that died without cleaning up
+    }
+  }
+  return false
+}
+
 /** The root itself: runs the tree until a stop request, a signal or an escalation of the root. */
-const runRoot = (o: StartOptions, paths: DataPaths): Promise<number> => {
-  writeFileSync(paths.rootPid, `${process.pid}\n`)
+const runRoot = async (o: StartOptions, paths: DataPaths): Promise<number> => {
+  if (!claimRoot(paths)) {
+    process.stderr.write(`sagews: another start on ${paths.data} got there first (pid ${livingRoot(paths) ?? "?"})\n`)
+    return 1
+  }
   const program = Effect.gen(function*() {
     const stopRequested = yield* Deferred.make<string>()
     const signal = (name: string) => () => Effect.runFork(Deferred.succeed(stopRequested, name))

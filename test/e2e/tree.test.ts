@@ -82,6 +82,38 @@ describe("a running tree", () => {
     expect(usage.stderr).toContain("--kernel expects sage or python")
   })
 
+  it("shows every component's log from PostgreSQL with `sagews logs`", async () => {
+    await fetch(`${stack.url}/?from-the-logs-test`)
+    let shown = ""
+    for (let i = 0; i < 100 && !shown.includes("from-the-logs-test"); i++) {
+      const r = await stack.cli(["logs", "haproxy", "--since", "5m"])
+      expect(r.code).toBe(0)
+      shown = r.stdout
+      await new Promise((ok) => setTimeout(ok, 100))
+    }
+    expect(shown).toMatch(/ haproxy INFO .*GET \/\?from-the-logs-test HTTP/)
+    const all = await stack.cli(["logs", "--since", "10m"])
+    for (const component of ["sagews", "postgres", "worker:1", "backend:1", "nginx"]) expect(all.stdout).toContain(` ${component} `)
+    const bad = await stack.cli(["logs", "--since", "soon"])
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toContain('--since expects a duration such as 30s, 10m, 2h or 1d, got "soon"')
+  })
+
+  it("restarts one component on `sagews restart ID`, at any depth, and refuses an unknown id", async () => {
+    const before = row(await stack.status(), "backend:2")
+    const r = await stack.cli(["restart", "backend:2"])
+    expect(r.code).toBe(0)
+    const after = row(await stack.status(), "backend:2")
+    expect(after.state).toBe("running")
+    expect(after.pid).not.toBe(before.pid)
+    expect(after.restarts).toBe(before.restarts + 1)
+    expect(after.lastExit).toBe("Shutdown")
+    expect(row(await stack.status(), "web").restarts).toBe(0) // only the child, not its supervisor
+    const unknown = await stack.cli(["restart", "backend:9"])
+    expect(unknown.code).toBe(1)
+    expect(unknown.stderr).toContain("backend:9")
+  })
+
   it("says it is already running when started twice on the same data dir", async () => {
     const r = await stack.cli(["start"])
     expect(r.code).toBe(1)
