@@ -1,7 +1,7 @@
 // Zod schemas of every browser ⇄ backend message (docs/PROTOCOL.md), shared by the backend and the client library.
 // Requests carry a client-chosen `id`; replies repeat it; session output carries the worker's sequence number `seq`.
 import { z } from "zod"
-import { Control, EndReason, OutputMessage } from "./worker.ts"
+import { Control, EndReason, KernelKind, OutputMessage, SessionKind, SessionLimits } from "./worker.ts"
 
 export const BROWSER_PROTOCOL_VERSION = 1
 /** Largest SockJS message the backend reads; a bigger one gets an `error` (code "invalid") and is dropped. */
@@ -9,21 +9,14 @@ export const MAX_MESSAGE_BYTES = 1024 * 1024
 /** Largest `code` of one execution. */
 export const MAX_CODE_CHARS = 256 * 1024
 
-export { Control, EndReason, OutputMessage }
+export { Control, EndReason, KernelKind, OutputMessage, SessionKind }
 
 const RequestId = z.string().min(1).max(128)
 const SessionId = z.string().min(1).max(128)
-export const KernelKind = z.enum(["sage", "python"])
-export type KernelKind = z.infer<typeof KernelKind>
-export const SessionKind = z.enum(["sage", "python", "terminal"])
-export type SessionKind = z.infer<typeof SessionKind>
 const Code = z.string().max(MAX_CODE_CHARS)
 
 /** Limits a client may ask for (seconds, MiB); each is capped by the backend's and the worker's own. */
-export const Limits = z
-  .object({ wall: z.number().positive(), idle: z.number().positive(), exec: z.number().positive(), memory: z.number().positive(), cpu: z.number().positive() })
-  .partial()
-  .strict()
+export const Limits = SessionLimits
 export type Limits = z.infer<typeof Limits>
 
 // ---------------- browser -> backend ----------------

@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs"
 import { parseArgs } from "node:util"
 import { z } from "zod"
-import { KernelKind } from "../protocol/worker.ts"
+import { KernelKind, SessionLimits } from "../protocol/worker.ts"
 
 export const WORKER_DEFAULTS = {
   host: "127.0.0.1",
@@ -50,15 +50,8 @@ export const WORKER_DEFAULTS = {
   forkserverReadyTimeout: 120_000,
 }
 
-const Limits = z
-  .object({
-    wall: z.number().positive(),
-    idle: z.number().positive(),
-    exec: z.number().positive(),
-    memory: z.number().positive(),
-    cpu: z.number().positive(),
-  })
-  .strict()
+/** The worker's own limits: every field of a session's limits, required. */
+const Limits = SessionLimits.required()
 
 const UID_BASE = 200_000
 const UID_BLOCK = 10_000
