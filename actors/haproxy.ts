@@ -28,6 +28,8 @@ export interface HaproxyOptions {
   readonly restart?: Restart
   /** liveness timing (the probe is the actor's own); default: this file's LIVENESS */
   readonly liveness?: Omit<LivenessOptions, "probe">
+  /** ms between the polite stop signal and SIGKILL (config: shutdownMs); default SHUTDOWN_MS */
+  readonly shutdown?: number
 }
 
 export const HAPROXY_BIN = "/usr/sbin/haproxy"
@@ -205,7 +207,7 @@ export const haproxySpec = (options: HaproxyOptions): ChildSpec => {
   return {
     id,
     restart,
-    shutdown: SHUTDOWN_MS,
+    shutdown: options.shutdown ?? SHUTDOWN_MS,
     start: Effect.gen(function* () {
       yield* prepare.pipe(Effect.mapError((cause) => ExitReason.Crash({ cause })))
       const spec = processSpec({
@@ -218,7 +220,7 @@ export const haproxySpec = (options: HaproxyOptions): ChildSpec => {
         readyTimeout: READY_TIMEOUT_MS,
         liveness: { probe: alive, ...(options.liveness ?? LIVENESS) },
         stopSignal: "SIGTERM",
-        shutdown: SHUTDOWN_MS,
+        shutdown: options.shutdown ?? SHUTDOWN_MS,
         restart,
         levelOf: haproxyLevel,
       })

@@ -14,6 +14,8 @@ export interface LogwatchOptions {
   readonly id?: string
   readonly restart?: Restart
   readonly liveness?: Omit<LivenessOptions, "probe">
+  /** ms between the polite stop signal and SIGKILL (config: shutdownMs); default SHUTDOWN_MS */
+  readonly shutdown?: number
 }
 
 const MAIN = fileURLToPath(new URL("../src/logwatch/main.ts", import.meta.url))
@@ -33,7 +35,7 @@ export const logwatchSpec = (options: LogwatchOptions): ChildSpec => {
     ready: socket,
     liveness: { probe: socket, ...(options.liveness ?? LIVENESS) },
     stopSignal: "SIGTERM",
-    shutdown: SHUTDOWN_MS,
+    shutdown: options.shutdown ?? SHUTDOWN_MS,
     restart: options.restart ?? "permanent",
     logFormat: "json",
   })

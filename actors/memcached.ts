@@ -16,6 +16,8 @@ export interface MemcachedOptions {
   readonly restart?: Restart
   /** liveness timing (the probe is the actor's own); default: this file's LIVENESS */
   readonly liveness?: Omit<LivenessOptions, "probe">
+  /** ms between the polite stop signal and SIGKILL (config: shutdownMs); default SHUTDOWN_MS */
+  readonly shutdown?: number
 }
 
 /** Debian's path; memcached is not a login tool, so it may be missing from a non-root PATH otherwise. */
@@ -115,7 +117,7 @@ export const memcachedSpec = (options: MemcachedOptions): ChildSpec => {
   return {
     id,
     restart: options.restart ?? "permanent",
-    shutdown: SHUTDOWN_MS,
+    shutdown: options.shutdown ?? SHUTDOWN_MS,
     start: Effect.gen(function* () {
       const user = yield* memcachedUser
       const spec = processSpec({
@@ -126,7 +128,7 @@ export const memcachedSpec = (options: MemcachedOptions): ChildSpec => {
         port: options.port,
         ready: probe,
         liveness: { probe, ...(options.liveness ?? LIVENESS) },
-        shutdown: SHUTDOWN_MS,
+        shutdown: options.shutdown ?? SHUTDOWN_MS,
         restart: options.restart ?? "permanent",
       })
       return yield* spec.start

@@ -18,6 +18,8 @@ export interface NginxOptions {
   readonly restart?: Restart
   /** liveness timing (the probe is the actor's own); default: this file's LIVENESS */
   readonly liveness?: Omit<LivenessOptions, "probe">
+  /** ms between the polite stop signal and SIGKILL (config: shutdownMs); default SHUTDOWN_MS */
+  readonly shutdown?: number
 }
 
 export const NGINX_BIN = "/usr/sbin/nginx"
@@ -120,7 +122,7 @@ export const nginxSpec = (options: NginxOptions): ChildSpec => {
   return {
     id,
     restart,
-    shutdown: SHUTDOWN_MS,
+    shutdown: options.shutdown ?? SHUTDOWN_MS,
     start: Effect.gen(function* () {
       const conf = yield* prepare(options).pipe(Effect.mapError((cause) => ExitReason.Crash({ cause })))
       const spec = processSpec({
@@ -133,7 +135,7 @@ export const nginxSpec = (options: NginxOptions): ChildSpec => {
         readyTimeout: READY_TIMEOUT_MS,
         liveness: { probe, ...(options.liveness ?? LIVENESS) },
         stopSignal: "SIGQUIT",
-        shutdown: SHUTDOWN_MS,
+        shutdown: options.shutdown ?? SHUTDOWN_MS,
         restart,
         levelOf: (line) => nginxLevel(line),
       })

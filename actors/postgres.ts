@@ -23,6 +23,8 @@ export interface PostgresOptions {
   readonly liveness?: Omit<LivenessOptions, "probe">
   /** ms for the first SELECT 1 and the migrations together */
   readonly readyTimeout?: number
+  /** ms between the polite stop signal and SIGKILL (config: shutdownMs); default SHUTDOWN_MS */
+  readonly shutdown?: number
 }
 
 /** A hung postgres (SIGSTOP, stuck I/O) is killed after about interval x failures + timeout. */
@@ -86,7 +88,7 @@ export const postgresSpec = (options: PostgresOptions): ChildSpec => {
     liveness: { probe: { _tag: "custom", check: ping(adminUrl) }, ...(options.liveness ?? LIVENESS) },
     port: options.port,
     stopSignal: "SIGINT",
-    shutdown: SHUTDOWN_MS,
+    shutdown: options.shutdown ?? SHUTDOWN_MS,
     restart,
     levelOf: postgresLevel,
   })
@@ -104,7 +106,7 @@ export const postgresSpec = (options: PostgresOptions): ChildSpec => {
   return {
     id,
     restart,
-    shutdown: SHUTDOWN_MS,
+    shutdown: options.shutdown ?? SHUTDOWN_MS,
     type: "worker",
     start: prepare.pipe(
       Effect.flatMap((opts) => Effect.try({ try: () => processSpec(opts), catch: (e) => new ClusterError({ message: String(e) }) })),

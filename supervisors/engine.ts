@@ -97,6 +97,8 @@ export const makeEngine = (spec: ResolvedSupervisor, dynamic: boolean): Effect.E
     /** The policy: restart type, intensity, strategy, backoff. The child itself has already ended. */
     const handleExit = (slot: Slot, reason: ExitReason): Effect.Effect<void> =>
       Effect.gen(function*() {
+        // Stopping: a start interrupted by the stop is no crash, and nothing is restarted or counted.
+        if (terminated) return
         const now = yield* Clock.currentTimeMillis
         const uptime = slot.startedAt === undefined ? 0 : now - slot.startedAt
         yield* closeSlot(slot)

@@ -43,6 +43,7 @@ export const treeSpec = (config: Config, dataDir: string, extra: ReadonlyArray<C
     period: config.supervisor.period,
     backoff: { initial: config.supervisor.backoffMs, max: config.supervisor.backoffCapMs },
   }
+  const shutdown = config.shutdownMs
   const liveness = { interval: config.liveness.intervalMs, timeout: config.liveness.timeoutMs, failures: config.liveness.failures }
   const dbUrl = databaseUrl({ port: config.postgres.port, url: config.postgres.url || undefined })
   const backends = range(config.backends.count).map((i) => ({ name: `b${i}`, id: `backend:${i}`, port: config.backends.basePort + i - 1 }))
@@ -55,15 +56,15 @@ export const treeSpec = (config: Config, dataDir: string, extra: ReadonlyArray<C
     children: [
       config.postgres.url
         ? externalPostgres(dbUrl)
-        : postgresSpec({ dataDir, port: config.postgres.port, fastInit: config.postgres.fastInit, liveness }),
-      ...(config.cache.enabled ? [memcachedSpec({ dataDir, port: config.cache.port, memoryMb: config.cache.memoryMb, liveness })] : []),
+        : postgresSpec({ dataDir, port: config.postgres.port, fastInit: config.postgres.fastInit, liveness, shutdown }),
+      ...(config.cache.enabled ? [memcachedSpec({ dataDir, port: config.cache.port, memoryMb: config.cache.memoryMb, liveness, shutdown })] : []),
     ],
   })
   const compute = supervisorChild({
     id: "compute",
     strategy: "one_for_one",
     ...policy,
-    children: workers.map((w) => workerSpec({ id: w.id, dataDir, port: w.port, liveness, config: workerConfig(config) })),
+    children: workers.map((w) => workerSpec({ id: w.id, dataDir, port: w.port, liveness, shutdown, config: workerConfig(config) })),
   })
   const web = supervisorChild({
     id: "web",
@@ -76,14 +77,14 @@ export const treeSpec = (config: Config, dataDir: string, extra: ReadonlyArray<C
           dataDir,
           port: b.port,
           liveness,
-          shutdown: config.shutdownMs,
+          shutdown,
           workers: workers.map((w) => `127.0.0.1:${w.port}`),
           dbUrl,
           ...(config.cache.enabled ? { cache: `127.0.0.1:${config.cache.port}`, cacheTtl: config.cache.ttlSeconds } : {}),
         })
       ),
-      nginxSpec({ dataDir, port: config.nginx.port, staticRoot: STATIC_ROOT, liveness }),
-      haproxySpec({ dataDir, port: config.port, bind: config.bind, backends: backends.map((b) => ({ name: b.name, port: b.port })), nginxPort: config.nginx.port, liveness }),
+      nginxSpec({ dataDir, port: config.nginx.port, staticRoot: STATIC_ROOT, liveness, shutdown }),
+      haproxySpec({ dataDir, port: config.port, bind: config.bind, backends: backends.map((b) => ({ name: b.name, port: b.port })), nginxPort: config.nginx.port, liveness, shutdown }),
     ],
   })
   return {
@@ -91,6 +92,6 @@ export const treeSpec = (config: Config, dataDir: string, extra: ReadonlyArray<C
     // Parts reconnect to what they use; nothing restarts a user session but its own failure.
     strategy: "one_for_one",
     ...policy,
-    children: [store, logwatchSpec({ dataDir, dbUrl, host: config.host, liveness }), compute, web, ...extra],
+    children: [store, logwatchSpec({ dataDir, dbUrl, host: config.host, liveness, shutdown }), compute, web, ...extra],
   }
 }

@@ -26,14 +26,20 @@ export const serveControl = (path: string, handle: (req: ControlRequest) => Prom
     if (existsSync(path)) unlinkSync(path) // stale: the caller checked that no live tree answers on it
     const server = createServer((socket) => {
       let buf = ""
+      let answered = false
       socket.setEncoding("utf8")
       socket.on("error", () => socket.destroy())
       const reply = (r: ControlReply) => socket.end(JSON.stringify(r) + "\n")
       socket.on("data", (chunk: string) => {
+        if (answered) return // one request per connection
         buf += chunk
-        if (buf.length > MAX_REQUEST_BYTES) return reply({ ok: false, error: `request larger than ${MAX_REQUEST_BYTES} bytes` })
+        if (buf.length > MAX_REQUEST_BYTES) {
+          answered = true
+          return reply({ ok: false, error: `request larger than ${MAX_REQUEST_BYTES} bytes` })
+        }
         const nl = buf.indexOf("\n")
         if (nl < 0) return
+        answered = true
         let parsed: unknown
         try {
           parsed = JSON.parse(buf.slice(0, nl))

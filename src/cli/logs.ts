@@ -50,8 +50,11 @@ export const showLogs = async (
       }
       const { rows } = await client.query<Row>(`SELECT id, ts, host, component, level, msg FROM log WHERE ${where} ORDER BY id LIMIT $2`, params)
       for (const r of rows) options.out(`${r.ts.toISOString()} ${r.component} ${r.level.toUpperCase()} ${r.msg}`)
-      if (rows.length > 0) lastId = rows[rows.length - 1]!.id
-      first = false
+      // the --since window holds until the first row: a quiet component must not get its whole history later
+      if (rows.length > 0) {
+        lastId = rows[rows.length - 1]!.id
+        first = false
+      }
       if (rows.length === PAGE) continue
       if (!options.follow || options.signal?.aborted) return
       await new Promise((r) => setTimeout(r, FOLLOW_POLL_MS))

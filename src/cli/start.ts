@@ -1,7 +1,7 @@
 // `sagews start` and `sagews stop`: bring the tree up (foreground or --daemon), serve the control socket, stop it.
 // The root's life: pid file, the tree in a Scope, the URL once every component is ready, then wait for stop.
 import { spawn } from "node:child_process"
-import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { closeSync, existsSync, linkSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import { Cause, Deferred, Effect, Exit, Option, Scope } from "effect"
 import type { Config } from "../config/schema.ts"
@@ -12,22 +12,17 @@ import { treeSpec } from "../../supervisors/tree.ts"
 import { callControl, controlChild, NotRunning, type ControlReply, type ControlRequest } from "./control.ts"
 import { initDataDir } from "./init.ts"
 import { rootLoggerLayer } from "./rootlog.ts"
-import { flattenStatus } from "./status.ts"
+import { type ComponentRow, flattenStatus } from "./status.ts"
 import { formatExit } from "../../supervisors/exit.ts"
+import { processGone } from "../../actors/procstat.ts"
 
 const SAGEWS = fileURLToPath(new URL("./sagews", import.meta.url))
 /** How long `start --daemon` and `stop` wait for the root before they give up and say so. */
 const DAEMON_READY_TIMEOUT_MS = 180_000
 const STOP_TIMEOUT_MS = 120_000
 
-const pidAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM"
-  }
-}
+/** A living process; a zombie is dead (the machine's PID 1 may never reap it). */
+const pidAlive = (pid: number): boolean => !processGone(pid)
 
 /** The root pid from the pid file, if that process still lives and is a sagews root. */
 const livingRoot = (paths: DataPaths): number | undefined => {
@@ -75,20 +70,27 @@ export const startCommand = async (o: StartOptions): Promise<number> => {
 const startDaemon = async (o: StartOptions, paths: DataPaths): Promise<number> => {
   const out = openSync(paths.daemonOut, "a")
   const args = o.argv.filter((a) => a !== "--daemon")
-  const child = spawn(SAGEWS, args, { detached: true, stdio: ["ignore", out, out], env: { ...process.env, SAGEWS_DATA: paths.data } })
+  // The detached root must get its own tini (the wrapper skips it when SAGEWS_UNDER_TINI is set), and it has
+  // no terminal: its log goes to log/sagews.log only.
+  const env: NodeJS.ProcessEnv = { ...process.env, SAGEWS_DATA: paths.data, SAGEWS_DAEMON: "1" }
+  delete env.SAGEWS_UNDER_TINI
+  const child = spawn(SAGEWS, args, { detached: true, stdio: ["ignore", out, out], env })
   closeSync(out)
   let exited: number | null = null
   child.once("exit", (code) => (exited = code ?? 1))
   child.unref()
   const deadline = Date.now() + DAEMON_READY_TIMEOUT_MS
+  let notRunning: string[] = []
   while (Date.now() < deadline) {
     if (exited !== null) {
       process.stderr.write(`sagews: the tree exited (${exited}) while starting; see ${paths.daemonOut} and ${paths.logFile("sagews")}\n`)
       return 1
     }
     try {
-      const reply = await callControl(paths.control, { cmd: "ping" }, 2000)
-      if (reply.ok) {
+      const reply = await callControl(paths.control, { cmd: "status" }, 2000)
+      const rows = reply.ok ? (reply.components as ComponentRow[]) : []
+      notRunning = rows.filter((r) => r.state !== "running").map((r) => `${r.id} (${r.state}${r.lastExit ? `, last exit ${r.lastExit}` : ""})`)
+      if (reply.ok && notRunning.length === 0) {
         process.stdout.write(`sagews is running: ${frontUrl(o.config)}  (pid ${String(reply.pid)}, data ${paths.data})\n`)
         return 0
       }
@@ -97,7 +99,8 @@ const startDaemon = async (o: StartOptions, paths: DataPaths): Promise<number> =
     }
     await new Promise((r) => setTimeout(r, 100))
   }
-  process.stderr.write(`sagews: the tree did not become ready within ${DAEMON_READY_TIMEOUT_MS / 1000} s; see ${paths.logFile("sagews")}\n`)
+  const which = notRunning.length > 0 ? `: ${notRunning.join(", ")} not running` : ""
+  process.stderr.write(`sagews: the tree did not become ready within ${DAEMON_READY_TIMEOUT_MS / 1000} s${which}; it keeps trying (\`sagews status\`, \`sagews stop\`); see ${paths.logFile("sagews")}\n`)
   return 1
 }
 
@@ -118,12 +121,17 @@ const statusReply = (root: SupervisorHandle, config: Config) =>
 /** Exclusive create of the root pid file: of two starts racing on one data dir, exactly one becomes the root. */
 const claimRoot = (paths: DataPaths): boolean => {
   for (let attempt = 0; attempt < 2; attempt++) {
+    // written whole under a temporary name, then linked into place: nobody ever reads a half-written pid file
+    const temp = `${paths.rootPid}.${process.pid}`
+    writeFileSync(temp, `${process.pid}\n`)
     try {
-      writeFileSync(paths.rootPid, `${process.pid}\n`, { flag: "wx" })
+      linkSync(temp, paths.rootPid)
       return true
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "EEXIST" || livingRoot(paths) !== undefined) return false
       rmSync(paths.rootPid, { force: true }) // left by a root that died without cleaning up
+    } finally {
+      rmSync(temp, { force: true })
     }
   }
   return false
@@ -185,7 +193,7 @@ const runRoot = async (o: StartOptions, paths: DataPaths): Promise<number> => {
     yield* Effect.logInfo("stopped; nothing of the tree is left running")
     return why.code
   })
-  return Effect.runPromise(program.pipe(Effect.provide(rootLoggerLayer(paths.logFile("sagews"), true)))).finally(() => {
+  return Effect.runPromise(program.pipe(Effect.provide(rootLoggerLayer(paths.logFile("sagews"), process.env.SAGEWS_DAEMON !== "1")))).finally(() => {
     rmSync(paths.control, { force: true })
     rmSync(paths.rootPid, { force: true })
   })

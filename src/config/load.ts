@@ -4,12 +4,12 @@ import { readFileSync } from "node:fs"
 import { hostname } from "node:os"
 import { fileURLToPath } from "node:url"
 import { z } from "zod"
-import { type Config, ConfigSchema } from "./schema.ts"
+import { CheckedConfigSchema, type Config } from "./schema.ts"
 
 export const DEFAULTS_FILE = fileURLToPath(new URL("../../conf/sagews.json", import.meta.url))
 
 /** Variables that are not config fields but mean something to the CLI. */
-const NON_FIELD_VARS = new Set(["SAGEWS_DATA", "SAGEWS_CONFIG", "SAGEWS_UNDER_TINI"])
+const NON_FIELD_VARS = new Set(["SAGEWS_DATA", "SAGEWS_CONFIG", "SAGEWS_UNDER_TINI", "SAGEWS_DAEMON"])
 
 export class ConfigError extends Error {
   readonly problems: ReadonlyArray<string>
@@ -127,7 +127,7 @@ export const loadConfig = (options: LoadOptions = {}): Config => {
   merged = merge(merged, overrides, "environment", origin)
   for (const [path, name] of names) origin.set(path, name)
   if (options.overrides) merged = merge(merged, options.overrides, "command line", origin)
-  const result = ConfigSchema.safeParse(merged)
+  const result = CheckedConfigSchema.safeParse(merged)
   if (!result.success) problems.push(...result.error.issues.map((i) => describeIssue(i, merged, origin)))
   if (problems.length > 0 || !result.success) throw new ConfigError(problems)
   const config = result.data
@@ -135,5 +135,7 @@ export const loadConfig = (options: LoadOptions = {}): Config => {
 }
 
 /** The URL a browser on this machine uses: haproxy's front port. */
-export const frontUrl = (config: Pick<Config, "bind" | "port">): string =>
-  `http://${config.bind === "0.0.0.0" ? "127.0.0.1" : config.bind}:${config.port}/`
+export const frontUrl = (config: Pick<Config, "bind" | "port">): string => {
+  const host = config.bind === "0.0.0.0" ? "127.0.0.1" : config.bind === "::" ? "::1" : config.bind
+  return `http://${host.includes(":") ? `[${host}]` : host}:${config.port}/`
+}

@@ -60,4 +60,28 @@ export const ConfigSchema = z.strictObject({
   shutdownMs: ms,
 })
 
+/** The ports the tree binds, by the field that sets them; two components on one port would restart forever. */
+const portsOf = (c: z.infer<typeof ConfigSchema>): Array<[string, number]> => [
+  ["port", c.port],
+  ...(c.postgres.url ? [] : [["postgres.port", c.postgres.port] as [string, number]]),
+  ...(c.cache.enabled ? [["cache.port", c.cache.port] as [string, number]] : []),
+  ["nginx.port", c.nginx.port],
+  ...Array.from({ length: c.backends.count }, (_, i): [string, number] => [`backends.basePort+${i}`, c.backends.basePort + i]),
+  ...Array.from({ length: c.workers.count }, (_, i): [string, number] => [`workers.basePort+${i}`, c.workers.basePort + i]),
+]
+
+/** Checks across fields: what each field alone cannot say. */
+export const CheckedConfigSchema = ConfigSchema.superRefine((c, ctx) => {
+  if (c.supervisor.backoffCapMs < c.supervisor.backoffMs) {
+    ctx.addIssue({ code: "custom", path: ["supervisor", "backoffCapMs"], message: `expected at least supervisor.backoffMs (${c.supervisor.backoffMs})` })
+  }
+  const seen = new Map<number, string>()
+  for (const [field, port] of portsOf(c)) {
+    const other = seen.get(port)
+    if (other !== undefined) ctx.addIssue({ code: "custom", path: field.split("+")[0]!.split("."), message: `port ${port} is also ${other}'s: every component needs its own port` })
+    else if (port > 65535) ctx.addIssue({ code: "custom", path: field.split("+")[0]!.split("."), message: `port ${port} (${field}) is past 65535` })
+    else seen.set(port, field)
+  }
+})
+
 export type Config = z.infer<typeof ConfigSchema>

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
-import { ConfigError, loadConfig } from "../../src/config/load.ts"
+import { ConfigError, frontUrl, loadConfig } from "../../src/config/load.ts"
 
 const dir = mkdtempSync(join(tmpdir(), "sagews-config-"))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -60,5 +60,23 @@ describe("loadConfig", () => {
     expect(problems(() => loadConfig({ file: join(dir, "missing.json"), env: {} }))[0]).toContain("cannot read config file")
     const f = file("broken.json", "{ port: 1 ")
     expect(problems(() => loadConfig({ file: f, env: {} }))[0]).toContain(`config file ${f} is not valid JSON`)
+  })
+
+  it("refuses two components on one port and a backoff cap below the backoff, naming both fields", () => {
+    const f = file("clash.json", JSON.stringify({ port: 9100, backends: { count: 2, basePort: 9099 }, supervisor: { backoffMs: 500, backoffCapMs: 100 } }))
+    const p = problems(() => loadConfig({ file: f, env: {} })).join("\n")
+    expect(p).toContain("port 9100 is also port's: every component needs its own port")
+    expect(p).toContain("backends.basePort = 9099")
+    expect(p).toContain("supervisor.backoffCapMs = 100")
+    expect(p).toContain("expected at least supervisor.backoffMs (500)")
+  })
+})
+
+describe("frontUrl", () => {
+  it("gives a URL a browser on this machine can open, IPv6 included", () => {
+    expect(frontUrl({ bind: "127.0.0.1", port: 8080 })).toBe("http://127.0.0.1:8080/")
+    expect(frontUrl({ bind: "0.0.0.0", port: 8080 })).toBe("http://127.0.0.1:8080/")
+    expect(frontUrl({ bind: "::", port: 8080 })).toBe("http://[::1]:8080/")
+    expect(frontUrl({ bind: "fd00::5", port: 81 })).toBe("http://[fd00::5]:81/")
   })
 })

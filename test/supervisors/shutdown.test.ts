@@ -1,11 +1,12 @@
 // Stopping a fiber child honours `shutdown`: "brutal" does not wait, ms waits at most that long, "infinity" waits.
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber } from "effect"
+import { Deferred, Effect, Fiber, Result } from "effect"
 import { TestClock } from "effect/testing"
 import type { ChildSpec, Shutdown } from "../../supervisors/child.ts"
 import { SHUTDOWN_GRACE_MS } from "../../supervisors/slot.ts"
 import { make } from "../../supervisors/supervisor.ts"
-import { settle } from "./harness.ts"
+import { count, NO_BACKOFF, settle, waitFor } from "./harness.ts"
+import { ExitReason } from "../../supervisors/exit.ts"
 
 /** A child whose scope takes 10 s to close (a slow finalizer). shutdown 1000 ms: the supervisor gives up at 1 s + grace. */
 const slowToStop = (log: Array<string>, shutdown: Shutdown): ChildSpec => ({
@@ -54,5 +55,26 @@ describe("shutdown", () => {
       const r = yield* stopTakes("infinity")
       assert.deepStrictEqual([r.instant, r.before1s, r.at1s], [false, false, false])
       assert.deepStrictEqual(r.log, ["closed"])
+    }))
+})
+
+describe("stopping a supervisor while a child restarts", () => {
+  it.effect("an interrupted restart is no crash: nothing is counted, restarted or escalated", () =>
+    Effect.gen(function*() {
+      let starts = 0
+      const crashed = yield* Deferred.make<ExitReason>()
+      // The first life crashes on request; every later start hangs in readiness until it is interrupted.
+      const flaky: ChildSpec = {
+        id: "flaky",
+        start: Effect.suspend(() => (++starts === 1 ? Effect.succeed({ exit: Deferred.await(crashed) }) : Effect.never)),
+      }
+      const sup = yield* make({ id: "sup", intensity: 1, backoff: NO_BACKOFF, children: [flaky] })
+      yield* Deferred.succeed(crashed, ExitReason.Crash({ cause: "boom" }))
+      yield* waitFor(sup.recentEvents, (e) => count(e, "start", "flaky") === 2)
+      yield* sup.stop
+      const events = yield* sup.recentEvents
+      assert.strictEqual(count(events, "escalation"), 0)
+      assert.strictEqual(starts, 2)
+      assert.isTrue(Result.isSuccess(yield* Effect.result(sup.await)))
     }))
 })
