@@ -46,7 +46,10 @@ const main = async (): Promise<void> => {
     log,
   }
   pool.start()
-  const loadTimer = setInterval(() => void registry.load().then((load) => pool.setSharedLoad(load)), LOAD_REFRESH)
+  const loadTimer = setInterval(() => {
+    const queriedAt = Date.now()
+    void registry.load().then((load) => pool.setSharedLoad(load, queriedAt))
+  }, LOAD_REFRESH)
 
   const connections = new Map<sockjs.Connection, Connection>()
   const sock = sockjs.createServer({

@@ -20,13 +20,16 @@ interface Slot {
   timer: NodeJS.Timeout | undefined
 }
 
+/** how long a session placement may take to show in the registry (open, then the registry write) */
+const REGISTRY_LAG_MS = 5_000
+
 export class WorkerPool {
   private readonly slots: Array<Slot>
   private stopped = false
   /** sessions this backend placed and routes, per worker id */
   private readonly localSessions = new Map<string, number>()
-  /** sessions this backend opened (+) or saw end (-) since the registry's counts were last read */
-  private sinceRefresh = new Map<string, number>()
+  /** this backend's session placements and ends, newest last, until the registry surely shows them */
+  private recent: Array<{ readonly worker: string; readonly delta: number; readonly at: number }> = []
   /** stateless runs this backend has running, per worker id (short-lived: never in the registry) */
   private readonly localRuns = new Map<string, number>()
   /** live sessions per worker id as the registry counts them (every backend's), refreshed by the caller */
@@ -102,9 +105,19 @@ export class WorkerPool {
     return this.slots.find((s) => s.workerId === workerId)?.address
   }
 
-  setSharedLoad(load: Map<string, number>): void {
+  /**
+   * A registry read that began at `queriedAt`. A placement's registry row is written only once the worker has
+   * opened the session, so a read that began a little after a placement may still miss it: changes younger
+   * than REGISTRY_LAG_MS before the read stay counted (at worst a session counts twice for a few seconds,
+   * which steers new sessions away from a busy worker; forgetting it would pile them onto one).
+   */
+  setSharedLoad(load: Map<string, number>, queriedAt: number): void {
     this.sharedLoad = load
-    this.sinceRefresh = new Map()
+    this.recent = this.recent.filter((d) => d.at >= queriedAt - REGISTRY_LAG_MS)
+  }
+
+  private sinceRefresh(worker: string): number {
+    return this.recent.reduce((n, d) => (d.worker === worker ? n + d.delta : n), 0)
   }
 
   /** The least loaded connected worker that runs `kind` (registry count, else this backend's own count). */
@@ -114,7 +127,7 @@ export class WorkerPool {
     for (const client of this.connected()) {
       if (kind !== "terminal" && !client.kernels.includes(kind)) continue
       // The registry counts every backend's sessions (ours included) as of its last read; add our changes since.
-      const sessions = Math.max(0, (this.sharedLoad.get(client.worker) ?? 0) + (this.sinceRefresh.get(client.worker) ?? 0))
+      const sessions = Math.max(0, (this.sharedLoad.get(client.worker) ?? 0) + this.sinceRefresh(client.worker))
       const load = sessions + (this.localRuns.get(client.worker) ?? 0)
       // equal loads: a random pick, so backends whose counts are equally stale do not all pile onto one worker
       if (load < bestLoad || (load === bestLoad && Math.random() < 0.5)) {
@@ -129,7 +142,7 @@ export class WorkerPool {
   addLoad(workerId: string, delta: number, kind: "session" | "run"): void {
     const counts = kind === "session" ? this.localSessions : this.localRuns
     counts.set(workerId, Math.max(0, (counts.get(workerId) ?? 0) + delta))
-    if (kind === "session") this.sinceRefresh.set(workerId, (this.sinceRefresh.get(workerId) ?? 0) + delta)
+    if (kind === "session") this.recent.push({ worker: workerId, delta, at: Date.now() })
   }
 
   /** sessions and runs per connected worker: this backend's own, and all live sessions per the registry */
