@@ -1,7 +1,7 @@
 // Zod schemas of every browser ⇄ backend message (docs/PROTOCOL.md), shared by the backend and the client library.
 // Requests carry a client-chosen `id`; replies repeat it; session output carries the worker's sequence number `seq`.
 import { z } from "zod"
-import { Control, EndReason, KernelKind, OutputMessage, SessionKind, SessionLimits } from "./worker.ts"
+import { Control, EndReason, Ended as WorkerEnded, KernelKind, Output as WorkerOutput, OutputMessage, SessionKind, SessionLimits } from "./worker.ts"
 
 export const BROWSER_PROTOCOL_VERSION = 1
 /** Largest SockJS message the backend reads; a bigger one gets an `error` (code "invalid") and is dropped. */
@@ -109,16 +109,9 @@ export const Resumed = z.object({
   lastSeq: z.number().int(),
 })
 /** Session output; `id` is the execute request it belongs to (`interact:<name>` for an interact re-run). */
-export const Output = z.object({ type: z.literal("output"), session: SessionId, seq: z.number().int(), id: z.string().optional(), msg: OutputMessage })
+export const Output = WorkerOutput
 /** The session is over; `limit` names the limit that ended it, if one did. Always the last seq of a session. */
-export const Ended = z.object({
-  type: z.literal("ended"),
-  session: SessionId,
-  seq: z.number().int(),
-  reason: EndReason,
-  message: z.string(),
-  limit: z.string().optional(),
-})
+export const Ended = WorkerEnded.extend({ limit: z.string().optional() })
 
 export const ServerMessage = z.discriminatedUnion("type", [Welcome, Pong, Ack, ErrorMessage, RunOutput, RunDone, Opened, Resumed, Output, Ended])
 export type ServerMessage = z.infer<typeof ServerMessage>
