@@ -9,8 +9,13 @@ import { Session, type SessionInit } from "./session.ts"
 
 /** ms a kernel may take to apply its sandbox and say ready */
 const SETUP_TIMEOUT = 15_000
-/** ms to wait for the forkserver's exit status once the kernel's socket has closed */
-const EXIT_STATUS_WAIT = 2_000
+/**
+ * ms to wait for the forkserver's exit status once the kernel's socket has closed. It normally comes within
+ * milliseconds and names the reason (CpuLimit, Killed); on a saturated machine it took over 2 s, and the
+ * session was then wrongly reported Crashed. A forkserver that dies ends its sessions by itself, so this
+ * fallback only matters when the status is lost, and may be generous.
+ */
+const EXIT_STATUS_WAIT = 10_000
 /** ms after its socket closed that a kernel still running is taken for deaf */
 const DEAF_AFTER = 200
 
