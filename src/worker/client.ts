@@ -238,15 +238,20 @@ export class WorkerClient {
     return session
   }
 
+  /** The round trip in ms; rejects when the connection closes first. */
   ping(): Promise<number> {
     const id = randomUUID()
     const started = performance.now()
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
       const off = this.onFrame((frame) => {
         if (frame.type === "pong" && frame.id === id) {
           off()
           resolve(performance.now() - started)
         }
+      })
+      void this.closed.then((why) => {
+        off()
+        reject(new Error(`worker connection closed before the pong: ${why}`))
       })
       this.send({ type: "ping", id })
     })

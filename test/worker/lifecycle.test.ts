@@ -27,7 +27,6 @@ describe("session churn and forkserver death", () => {
 
   it(`starts and ends ${CHURN_SESSIONS} sessions leaving no zombie, uid process or home`, async () => {
     let next = 0
-    const started = Date.now()
     const lane = async (): Promise<void> => {
       while (next < CHURN_SESSIONS) {
         const n = next++
@@ -43,12 +42,10 @@ describe("session churn and forkserver death", () => {
       }
     }
     await Promise.all(Array.from({ length: CHURN_CONCURRENCY }, lane))
-    const perSession = (Date.now() - started) / CHURN_SESSIONS
     const left = await settle(worker)
     expect(left.uidProcesses).toEqual([])
     expect(left.zombies).toEqual([])
     expect(left.homes).toEqual([])
-    expect(perSession).toBeLessThan(1_000)
   }, 60_000 + CHURN_SESSIONS * 500)
 
   it("a forkserver's death ends its sessions with a reason, and it is restarted", async () => {

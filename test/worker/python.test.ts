@@ -52,15 +52,15 @@ describe("python sessions", () => {
   it("streams output as it is produced and an interrupt keeps the state", async () => {
     const s = await client.open("python")
     await s.execute("kept = 'still here'")
-    const seen: Array<number> = []
-    const started = Date.now()
+    let lines = 0
     const running = s.execute("import time\nfor i in range(100):\n    print(i, flush=True)\n    time.sleep(0.1)", (m) => {
-      if (m.kind === "stdout") seen.push(Date.now() - started)
+      if (m.kind === "stdout") lines++
     })
-    while (seen.length < 3) await new Promise((r) => setTimeout(r, 20))
+    // streamed: the first lines arrive while the cell (10 s in all) is still running, and the interrupt cuts it short
+    while (lines < 3) await new Promise((r) => setTimeout(r, 20))
     s.interrupt()
     const out = await running
-    expect(seen[0]).toBeLessThan(2_000)
+    expect(out.filter((m) => m.kind === "stdout").length).toBeLessThan(100)
     expect(out.at(-1)).toEqual({ kind: "done", status: "interrupted" })
     expect(out).toContainEqual(expect.objectContaining({ kind: "error", ename: "KeyboardInterrupt" }))
     expect(await s.execute("kept")).toContainEqual({ kind: "display", data: { "text/plain": "'still here'" } })
