@@ -57,3 +57,31 @@ export const processGone = (pid: number): boolean => {
   const stat = readStat(pid)
   return stat === undefined || stat.state === "Z"
 }
+
+/** A living process, with its command line (arguments joined by spaces). */
+export interface LivingProcess {
+  readonly pid: number
+  readonly cmdline: string
+}
+
+const readOrEmpty = (path: string): string => {
+  try {
+    return readFileSync(path, "latin1")
+  } catch {
+    return "" // it ended while we looked, or it is not ours to read
+  }
+}
+
+/**
+ * Every living (non-zombie) process but this one whose command line, or environment when asked, passes
+ * `matches`. Tests use it to find what a data dir left running.
+ */
+export const livingProcesses = (
+  matches: (p: LivingProcess & { readonly environ: () => ReadonlyArray<string> }) => boolean,
+): Array<LivingProcess> =>
+  readdirSync("/proc").flatMap((name) => {
+    const pid = Number(name)
+    if (!Number.isInteger(pid) || pid === process.pid || processGone(pid)) return []
+    const p = { pid, cmdline: readOrEmpty(`/proc/${pid}/cmdline`).replaceAll("\0", " ").trimEnd() }
+    return matches({ ...p, environ: () => readOrEmpty(`/proc/${pid}/environ`).split("\0") }) ? [p] : []
+  })

@@ -11,8 +11,9 @@ export interface LogLine {
   readonly msg: string
 }
 
-export const formatLine = (component: string, level: Level, msg: string): string =>
-  JSON.stringify({ ts: new Date().toISOString(), component, pid: process.pid, level, msg } satisfies LogLine)
+/** One line; `fields` add context (never overriding the five that every line has). */
+export const formatLine = (component: string, level: Level, msg: string, fields: Readonly<Record<string, unknown>> = {}): string =>
+  JSON.stringify({ ...fields, ts: new Date().toISOString(), component, pid: process.pid, level, msg } satisfies LogLine)
 
 /** A logger for a program of ours: one JSON line per call on stdout. */
 export const jsonLogger = (component: string) => {

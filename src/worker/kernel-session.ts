@@ -1,6 +1,6 @@
 // A Sage or Python session: a forked kernel (KernelConn) given its sandbox, fed executions one at a time,
 // its messages validated (user code can write to its own socket) and turned into sequence-numbered output.
-import { readFileSync } from "node:fs"
+import { processGone } from "../../actors/procstat.ts"
 import { z } from "zod"
 import { OutputMessage, type EndReason } from "../protocol/worker.ts"
 import type { ChildExit, KernelConn } from "./forkserver.ts"
@@ -29,15 +29,6 @@ export interface KernelSetup {
   readonly fsize: number
 }
 
-/** true while `pid` exists and is not a zombie */
-const isRunning = (pid: number): boolean => {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z"
-  } catch {
-    return false
-  }
-}
 
 export const reasonOfExit = (exit: ChildExit): EndReason => {
   if ("signal" in exit) return exit.signal === "SIGXCPU" ? { _tag: "CpuLimit" } : { _tag: "Killed", signal: exit.signal }
@@ -155,7 +146,7 @@ export class KernelSession extends Session {
     // A dying kernel closes its socket a moment before it is reaped; one still running after DEAF_AFTER is
     // alive but deaf (its socket closed, or the worker cut it for an oversized line) and cannot be used.
     setTimeout(() => {
-      if (this.endReason !== undefined || !isRunning(this.pid)) return
+      if (this.endReason !== undefined || processGone(this.pid)) return
       this.endReason = { _tag: "Crashed", detail: "the kernel's connection to the worker closed" }
       this.signalGroup("SIGKILL")
     }, DEAF_AFTER).unref()

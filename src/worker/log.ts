@@ -1,5 +1,5 @@
 // JSON log lines on stdout, the format every sagews program writes: {"ts","component","pid","level","msg"}.
-import type { Level } from "../log/line.ts"
+import { formatLine, type Level } from "../log/line.ts"
 
 export type { Level }
 
@@ -9,5 +9,5 @@ export const setLogComponent = (id: string): void => {
 }
 
 export const log = (level: Level, msg: string, fields: Readonly<Record<string, unknown>> = {}): void => {
-  process.stdout.write(JSON.stringify({ ts: new Date().toISOString(), component, pid: process.pid, level, msg, ...fields }) + "\n")
+  process.stdout.write(formatLine(component, level, msg, fields) + "\n")
 }

@@ -1,28 +1,16 @@
 // The memcached actor against the real memcached: started through its spec, a set/get round trip from the
 // npm client the backends use, a `version` probe that a stopped memcached fails, and nothing left afterwards.
-import { readFileSync, readdirSync } from "node:fs"
 import { createConnection, createServer } from "node:net"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Result } from "effect"
 import Memcached from "memcached"
 import { memcachedArgs, memcachedSpec, memcachedUser, memcachedVersion } from "../../actors/memcached.ts"
 import { ExitReason } from "../../supervisors/exit.ts"
-import { freePort, tempDir } from "./fixture.ts"
+import { freePort, living, tempDir } from "./fixture.ts"
 
 const dataDir = tempDir("sagews-memcached-")
 
 
-/** Living (non-zombie) processes whose command line contains every one of `words`. */
-const living = (...words: ReadonlyArray<string>): ReadonlyArray<number> =>
-  readdirSync("/proc").filter((name) => /^\d+$/.test(name)).flatMap((name) => {
-    try {
-      const cmd = readFileSync(`/proc/${name}/cmdline`, "utf8").split("\0").join(" ")
-      const state = readFileSync(`/proc/${name}/stat`, "utf8").split(") ")[1]?.[0]
-      return state !== "Z" && words.every((w) => cmd.includes(w)) ? [Number(name)] : []
-    } catch {
-      return []
-    }
-  })
 
 /** A client like the backends', closed by the scope (it keeps Node alive otherwise). */
 const client = (port: number) =>

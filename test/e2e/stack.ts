@@ -1,9 +1,10 @@
 // Test harness for whole-tree tests: a sagews stack on free ports in a temp data dir, driven through the real CLI.
 // Every process the stack starts carries SAGEWS_DATA=<its dir> in its environment, which is how leftovers are found.
 import { spawn, type ChildProcess, execFile } from "node:child_process"
-import { mkdtempSync, readFileSync, readdirSync, rmSync, chmodSync } from "node:fs"
+import { mkdtempSync, rmSync, chmodSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
+import { livingProcesses, processGone } from "../../actors/procstat.ts"
 import { freePorts } from "../ports.ts"
 
 export const ROOT = resolve(import.meta.dirname, "../..")
@@ -43,28 +44,12 @@ export interface StatusRow {
 }
 
 
-const readProc = (pid: string, file: string): string => {
-  try {
-    return readFileSync(`/proc/${pid}/${file}`, "latin1")
-  } catch {
-    return ""
-  }
-}
-
 /** A process that exists and is not a zombie (this machine's PID 1 never reaps orphans: count them as dead). */
-export const alive = (pid: number): boolean => {
-  const stat = readProc(String(pid), "stat")
-  return stat !== "" && stat.charAt(stat.lastIndexOf(")") + 2) !== "Z"
-}
+export const alive = (pid: number): boolean => !processGone(pid)
 
+/** Every living process of a stack: its children carry SAGEWS_DATA=<dir>, external programs name the dir. */
 export const processesOf = (dataDir: string): number[] =>
-  readdirSync("/proc")
-    .filter((p) => /^\d+$/.test(p) && Number(p) !== process.pid)
-    .filter((pid) => {
-      if (!alive(Number(pid))) return false
-      return readProc(pid, "environ").split("\0").includes(`SAGEWS_DATA=${dataDir}`) || readProc(pid, "cmdline").includes(dataDir)
-    })
-    .map(Number)
+  livingProcesses((p) => p.cmdline.includes(dataDir) || p.environ().includes(`SAGEWS_DATA=${dataDir}`)).map((p) => p.pid)
 
 export const makeStack = async (options: { readonly backends?: number; readonly workers?: number; readonly extraEnv?: NodeJS.ProcessEnv } = {}): Promise<Stack> => {
   const dataDir = mkdtempSync(join(tmpdir(), "sagews-e2e-"))

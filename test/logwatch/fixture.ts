@@ -15,6 +15,7 @@ import { ensureDatabase } from "../../src/db/client.ts"
 import { processesIn } from "../../src/db/leftovers.ts"
 import { migrate } from "../../src/db/migrate.ts"
 import { localUrl } from "../../src/db/url.ts"
+import { livingProcesses } from "../../actors/procstat.ts"
 import { freePort } from "../ports.ts"
 export { freePort }
 
@@ -161,15 +162,6 @@ export const stopChild = async (child: ChildProcess, signal: NodeJS.Signals = "S
 
 /** Live processes that belong to a test data dir: anything with the dir on its command line or as its cwd. */
 export const leftoverProcesses = async (dataDir: string): Promise<ReadonlyArray<string>> => {
-  const found: Array<string> = []
   const inPg = new Set(await processesIn(clusterPaths(dataDir).pg))
-  for (const entry of await fsp.readdir("/proc")) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue
-    const stat = await fsp.readFile(`/proc/${entry}/stat`, "utf8").catch(() => "")
-    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3)
-    if (state === "" || state === "Z") continue
-    const cmdline = (await fsp.readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "")).replaceAll("\0", " ")
-    if (inPg.has(Number(entry)) || cmdline.includes(dataDir)) found.push(`${entry} ${cmdline}`)
-  }
-  return found
+  return livingProcesses((p) => inPg.has(p.pid) || p.cmdline.includes(dataDir)).map((p) => `${p.pid} ${p.cmdline}`)
 }

@@ -1,7 +1,7 @@
 // Test harness for the web path: real worker, backend, memcached, PostgreSQL and haproxy processes on free ports in
 // one temp data dir (shared worker secret), started through their actors' specs or as plain programs; `stop` leaves nothing.
 import { spawn, type ChildProcess } from "node:child_process"
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect, Exit, Scope } from "effect"
@@ -11,6 +11,7 @@ import { nginxSpec } from "../../actors/nginx.ts"
 import { postgresSpec } from "../../actors/postgres.ts"
 import type { ChildSpec } from "../../supervisors/child.ts"
 import { localUrl } from "../../src/db/url.ts"
+import { livingProcesses } from "../../actors/procstat.ts"
 import { freePort } from "../ports.ts"
 export { freePort }
 
@@ -18,18 +19,9 @@ export const ROOT = join(import.meta.dirname, "../..")
 const WORKER_MAIN = join(ROOT, "src/worker/main.ts")
 const BACKEND_MAIN = join(ROOT, "src/backend/main.ts")
 
-/** Living (non-zombie) processes whose command line or environment mentions `dir`. */
+/** Living (non-zombie) processes whose command line mentions `dir`, as "pid command line" for failure messages. */
 export const processesOf = (dir: string): Array<string> =>
-  readdirSync("/proc").filter((p) => /^\d+$/.test(p) && Number(p) !== process.pid).flatMap((pid) => {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "latin1")
-      if (stat.charAt(stat.lastIndexOf(")") + 2) === "Z") return []
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, "latin1").replaceAll("\0", " ")
-      return cmd.includes(dir) ? [`${pid} ${cmd}`] : []
-    } catch {
-      return []
-    }
-  })
+  livingProcesses((p) => p.cmdline.includes(dir)).map((p) => `${p.pid} ${p.cmdline}`)
 
 export interface Program {
   readonly proc: ChildProcess
