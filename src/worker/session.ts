@@ -62,12 +62,6 @@ export const endMessage = (reason: EndReason, limits: ResolvedLimits): string =>
 }
 
 export abstract class Session {
-  readonly id: string
-  readonly kind: SessionKind
-  readonly user: string | undefined
-  readonly uid: number | undefined
-  readonly home: string
-  readonly limits: ResolvedLimits
   readonly log: OutputLog
   sink: Sink | undefined
   /** called after each output message (the stateless `run` ends its session on `done`) */
@@ -87,15 +81,28 @@ export abstract class Session {
 
   constructor(init: SessionInit) {
     this.init = init
-    this.id = init.id
-    this.kind = init.kind
-    this.user = init.user
-    this.uid = init.uid
-    this.home = init.home
-    this.limits = init.limits
     this.log = new OutputLog(init.keepMessages, init.keepBytes)
     this.exited = new Promise((resolve) => (this.exitedResolve = resolve))
     this.ended = new Promise((resolve) => (this.endedResolve = resolve))
+  }
+
+  get id(): string {
+    return this.init.id
+  }
+  get kind(): SessionKind {
+    return this.init.kind
+  }
+  get user(): string | undefined {
+    return this.init.user
+  }
+  get uid(): number | undefined {
+    return this.init.uid
+  }
+  get home(): string {
+    return this.init.home
+  }
+  get limits(): ResolvedLimits {
+    return this.init.limits
   }
 
   abstract get pid(): number | undefined
