@@ -1,12 +1,23 @@
-// Admission control: per-client and per-backend counts of live sessions and executions in flight.
+// Admission control: per-client, per-address and per-backend counts of live sessions and executions in flight.
 // A refusal names the limit, its value and when to retry; a grant is a release function, safe to call twice.
 
 export interface AdmissionLimits {
   readonly sessionsPerClient: number
+  readonly sessionsPerAddress: number
   readonly sessionsPerBackend: number
   readonly execsPerClient: number
+  readonly execsPerAddress: number
   readonly execsPerBackend: number
   readonly retryAfterMs: number
+}
+
+/**
+ * Who asks. `client` is a server-issued identity (src/backend/identity.ts), never a name the caller chose; since
+ * anyone can be issued new identities, `address` (src/backend/address.ts) caps what all of them together may hold.
+ */
+export interface Requester {
+  readonly client: string
+  readonly address: string
 }
 
 export interface Refusal {
@@ -19,9 +30,28 @@ export interface Refusal {
 export type Grant = { readonly ok: true; readonly release: () => void } | { readonly ok: false; readonly refusal: Refusal }
 
 type Kind = "sessions" | "execs"
+type Scope = "Client" | "Address"
+
+const WHAT: Record<Kind, string> = { sessions: "live sessions", execs: "executions running at once" }
+const ADVICE: Record<Kind, string> = { sessions: "close one of your sessions, or ", execs: "" }
+
+class Counter {
+  private readonly counts = new Map<string, number>()
+  get(key: string): number {
+    return this.counts.get(key) ?? 0
+  }
+  add(key: string, delta: number): void {
+    const next = this.get(key) + delta
+    if (next <= 0) this.counts.delete(key)
+    else this.counts.set(key, next)
+  }
+}
 
 export class Admission {
-  private readonly perClient: Record<Kind, Map<string, number>> = { sessions: new Map(), execs: new Map() }
+  private readonly held: Record<Kind, Record<Scope, Counter>> = {
+    sessions: { Client: new Counter(), Address: new Counter() },
+    execs: { Client: new Counter(), Address: new Counter() },
+  }
   private readonly total: Record<Kind, number> = { sessions: 0, execs: 0 }
   private readonly limits: AdmissionLimits
 
@@ -29,34 +59,36 @@ export class Admission {
     this.limits = limits
   }
 
-  session(client: string): Grant {
-    return this.take("sessions", client)
+  session(who: Requester): Grant {
+    return this.take("sessions", who)
   }
 
-  execution(client: string): Grant {
-    return this.take("execs", client)
+  execution(who: Requester): Grant {
+    return this.take("execs", who)
   }
 
   counts(): { sessions: number; execs: number } {
     return { ...this.total }
   }
 
-  private take(kind: Kind, client: string): Grant {
-    const clientMax = kind === "sessions" ? this.limits.sessionsPerClient : this.limits.execsPerClient
-    const backendMax = kind === "sessions" ? this.limits.sessionsPerBackend : this.limits.execsPerBackend
-    const mine = this.perClient[kind].get(client) ?? 0
-    const what = kind === "sessions" ? "live sessions" : "executions running at once"
+  private refuse(limit: Refusal["limit"], max: number, situation: string, advice = ""): Grant {
     const retryAfterMs = this.limits.retryAfterMs
-    if (mine >= clientMax) {
-      const limit = kind === "sessions" ? "sessionsPerClient" : "execsPerClient"
-      const advice = kind === "sessions" ? "close one of your sessions, or" : ""
-      return { ok: false, refusal: { limit, max: clientMax, retryAfterMs, message: `limit ${limit} reached: you have ${mine} ${what}, the most allowed is ${clientMax}; ${advice} try again in ${retryAfterMs / 1000} s` } }
+    return { ok: false, refusal: { limit, max, retryAfterMs, message: `limit ${limit} reached: ${situation}, the most allowed is ${max}; ${advice}try again in ${retryAfterMs / 1000} s` } }
+  }
+
+  private take(kind: Kind, who: Requester): Grant {
+    const counters = this.held[kind]
+    const keys: Record<Scope, string> = { Client: who.client, Address: who.address }
+    for (const scope of ["Client", "Address"] as const) {
+      const limit = `${kind}Per${scope}` as const
+      const mine = counters[scope].get(keys[scope])
+      const max = this.limits[limit]
+      const holder = scope === "Client" ? "you have" : `your address (${who.address}) has`
+      if (mine >= max) return this.refuse(limit, max, `${holder} ${mine} ${WHAT[kind]}`, ADVICE[kind])
     }
-    if (this.total[kind] >= backendMax) {
-      const limit = kind === "sessions" ? "sessionsPerBackend" : "execsPerBackend"
-      return { ok: false, refusal: { limit, max: backendMax, retryAfterMs, message: `limit ${limit} reached: this server has ${this.total[kind]} ${what}, its most is ${backendMax}; try again in ${retryAfterMs / 1000} s` } }
-    }
-    this.perClient[kind].set(client, mine + 1)
+    const backendMax = this.limits[`${kind}PerBackend`]
+    if (this.total[kind] >= backendMax) return this.refuse(`${kind}PerBackend`, backendMax, `this server has ${this.total[kind]} ${WHAT[kind]}`)
+    for (const scope of ["Client", "Address"] as const) counters[scope].add(keys[scope], 1)
     this.total[kind]++
     let released = false
     return {
@@ -65,9 +97,7 @@ export class Admission {
         if (released) return
         released = true
         this.total[kind]--
-        const left = (this.perClient[kind].get(client) ?? 1) - 1
-        if (left <= 0) this.perClient[kind].delete(client)
-        else this.perClient[kind].set(client, left)
+        for (const scope of ["Client", "Address"] as const) counters[scope].add(keys[scope], -1)
       },
     }
   }

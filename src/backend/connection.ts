@@ -1,14 +1,19 @@
 // One browser's SockJS connection: every message validated; a bad one gets an `error` and the connection stays up.
-// Dispatches run / open / execute / resume / ... and owns the connection's single running stateless run.
+// Dispatches hello / run / open / execute / resume / ... and owns the connection's single running stateless run.
+// Admission counts the connection by a server-issued identity (a fresh one, or the one a hello's token proves) and
+// by its source address; nothing the client writes names who it is.
 import { randomUUID } from "node:crypto"
 import { BROWSER_PROTOCOL_VERSION, ClientMessage, describeIssue, MAX_MESSAGE_BYTES, type ErrorMessage, type ServerMessage } from "../protocol/browser.ts"
-import type { Refusal } from "./admission.ts"
+import type { Refusal, Requester } from "./admission.ts"
 import type { BackendContext } from "./context.ts"
+import type { Identity } from "./identity.ts"
 import { SessionRoute, type Attachment } from "./session.ts"
 import { startRun, type RunHandle } from "./stateless.ts"
 
 export interface Transport {
   readonly id: string
+  /** the source address (src/backend/address.ts) */
+  readonly address: string
   write(text: string): void
 }
 
@@ -16,7 +21,8 @@ type Msg<T extends ClientMessage["type"]> = Extract<ClientMessage, { type: T }>
 
 export class Connection implements Attachment {
   readonly id: string
-  client: string
+  private identity: Identity
+  private readonly address: string
   private readonly sessions = new Set<SessionRoute>()
   private run: { id: string; handle: RunHandle } | undefined
   private closed = false
@@ -29,8 +35,14 @@ export class Connection implements Attachment {
     this.ctx = ctx
     this.transport = transport
     this.id = transport.id
-    this.client = `conn:${transport.id}`
+    this.address = transport.address
+    this.identity = ctx.identities.issue()
     this.send({ type: "welcome", backend: ctx.options.id, version: BROWSER_PROTOCOL_VERSION, kernels: ctx.pool.kernels() })
+  }
+
+  /** what admission counts this connection's requests by */
+  private get who(): Requester {
+    return { client: `id:${this.identity.client}`, address: this.address }
   }
 
   send(message: ServerMessage): void {
@@ -68,8 +80,7 @@ export class Connection implements Attachment {
   private dispatch(m: ClientMessage): void | Promise<void> {
     switch (m.type) {
       case "hello":
-        this.client = `client:${m.client}`
-        return this.send({ type: "ack", id: m.id })
+        return this.hello(m)
       case "ping":
         return this.send({ type: "pong", id: m.id, backend: this.ctx.options.id })
       case "run":
@@ -83,9 +94,20 @@ export class Connection implements Attachment {
     }
   }
 
+  /** Without a token: the connection's identity. With one: the identity it proves, or an error saying what is wrong. */
+  private hello(m: Msg<"hello">): void {
+    if (m.token !== undefined) {
+      const verified = this.ctx.identities.verify(m.token)
+      if (!verified.ok) return this.error(m.id, "identity", verified.message)
+      this.identity = verified.identity
+    }
+    const { client, token, issuedAt, expiresAt } = this.identity
+    this.send({ type: "identity", id: m.id, client, token, issuedAt, expiresAt })
+  }
+
   private startRun(m: Msg<"run">): void {
     if (this.run !== undefined) this.run.handle.cancel(`replaced by the newer run ${m.id} on this connection`)
-    const handle = startRun(this.ctx, { kernel: m.kernel, code: m.code, cache: m.cache, limits: m.limits, client: this.client }, (seq, msg) =>
+    const handle = startRun(this.ctx, { kernel: m.kernel, code: m.code, cache: m.cache, limits: m.limits, who: this.who }, (seq, msg) =>
       this.send({ type: "runOutput", id: m.id, seq, msg }),
     )
     const current = { id: m.id, handle }
@@ -100,7 +122,8 @@ export class Connection implements Attachment {
   }
 
   private open(m: Msg<"open">): void {
-    const grant = this.ctx.admission.session(this.client)
+    const who = this.who
+    const grant = this.ctx.admission.session(who)
     if (!grant.ok) return this.refuse(m.id, grant.refusal)
     const worker = this.ctx.pool.pick(m.kernel)
     if (worker === undefined) {
@@ -108,7 +131,7 @@ export class Connection implements Attachment {
       return this.error(m.id, "no_worker", `no worker with the ${m.kernel} kernel is connected; try again in a few seconds`)
     }
     const id = randomUUID()
-    const route = new SessionRoute(this.ctx, { id, workerId: worker.worker, kernel: m.kernel, client: this.client, release: grant.release })
+    const route = new SessionRoute(this.ctx, { id, workerId: worker.worker, kernel: m.kernel, client: who.client, release: grant.release })
     route.opening = {
       opened: () => {
         void this.ctx.registry.opened({ id, workerId: worker.worker, kernel: m.kernel })
@@ -119,7 +142,7 @@ export class Connection implements Attachment {
     this.track(route)
     this.ctx.router.set(id, route)
     route.attach(this)
-    worker.send({ type: "open", session: id, kernel: m.kernel, user: this.client.slice(0, 128), ...(m.limits ? { limits: m.limits } : {}), ...(m.cols ? { cols: m.cols } : {}), ...(m.rows ? { rows: m.rows } : {}) })
+    worker.send({ type: "open", session: id, kernel: m.kernel, user: who.client, ...(m.limits ? { limits: m.limits } : {}), ...(m.cols ? { cols: m.cols } : {}), ...(m.rows ? { rows: m.rows } : {}) })
   }
 
   private track(route: SessionRoute): void {
@@ -137,8 +160,9 @@ export class Connection implements Attachment {
       if (this.ctx.pool.client(record.workerId) === undefined) {
         return this.error(m.id, "no_worker", `the worker holding session ${m.session} (${record.workerId}) is not connected to this server; try again in a few seconds`, { session: m.session, retryAfterMs: 1_000 })
       }
-      const grant = this.ctx.admission.session(this.client)
-      route = new SessionRoute(this.ctx, { id: m.session, workerId: record.workerId, kernel: record.kernel, client: this.client, release: grant.ok ? grant.release : undefined })
+      const who = this.who
+      const grant = this.ctx.admission.session(who)
+      route = new SessionRoute(this.ctx, { id: m.session, workerId: record.workerId, kernel: record.kernel, client: who.client, release: grant.ok ? grant.release : undefined })
       this.ctx.router.set(m.session, route)
     }
     this.track(route)
@@ -158,7 +182,7 @@ export class Connection implements Attachment {
     }
     switch (m.type) {
       case "execute": {
-        const grant = this.ctx.admission.execution(this.client)
+        const grant = this.ctx.admission.execution(this.who)
         if (!grant.ok) return this.refuse(m.id, grant.refusal, m.session)
         route.addExec(m.id, grant.release)
         worker.send({ type: "execute", session: m.session, id: m.id, code: m.code })

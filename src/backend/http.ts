@@ -1,9 +1,16 @@
 // The backend's plain HTTP routes: GET /healthz, POST /api/v1/execute (stateless single cell, outputs as JSON),
-// GET /api/v1/status (counters for operators and benchmarks). Bodies are size-limited and validated with zod.
+// GET /api/v1/identity (the caller's server-issued identity, in the `sagews_id` cookie), GET /api/v1/status
+// (counters for operators and benchmarks). Bodies are size-limited and validated with zod.
 import type { IncomingMessage, ServerResponse } from "node:http"
-import { describeIssue, HttpExecuteRequest, type HttpExecuteReply } from "../protocol/browser.ts"
+import { describeIssue, HttpExecuteRequest, type HttpExecuteReply, type HttpIdentityReply } from "../protocol/browser.ts"
+import { sourceAddress } from "./address.ts"
+import type { Requester } from "./admission.ts"
 import type { BackendContext } from "./context.ts"
+import type { Identity } from "./identity.ts"
 import { startRun } from "./stateless.ts"
+
+/** the cookie that carries a caller's identity token */
+export const IDENTITY_COOKIE = "sagews_id"
 
 const json = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void => {
   if (res.headersSent || res.destroyed) return
@@ -29,12 +36,32 @@ const readBody = (req: IncomingMessage, limit: number): Promise<string | "too-la
     req.on("error", reject)
   })
 
-/** Who asks, for per-client admission: haproxy's X-Forwarded-For when present, else the peer address. */
-const clientOf = (req: IncomingMessage): string => {
-  const forwarded = req.headers["x-forwarded-for"]
-  const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(",")[0]?.trim()
-  return `ip:${first || req.socket.remoteAddress || "unknown"}`
+/** The value of one cookie of the request, if it has it. */
+const cookie = (req: IncomingMessage, name: string): string | undefined => {
+  for (const part of (req.headers.cookie ?? "").split(";")) {
+    const at = part.indexOf("=")
+    if (at > 0 && part.slice(0, at).trim() === name) return part.slice(at + 1).trim()
+  }
+  return undefined
 }
+
+/**
+ * The caller's identity: the one its cookie proves, else a new one, set in an HttpOnly cookie on the reply. A cookie
+ * that does not verify (altered, expired, from another installation) is replaced rather than refused: a browser cannot
+ * clear an HttpOnly cookie by itself. Either way the caller's address caps what all its identities hold.
+ */
+const identify = (ctx: BackendContext, req: IncomingMessage): { identity: Identity; setCookie?: string } => {
+  const token = cookie(req, IDENTITY_COOKIE)
+  const verified = token !== undefined ? ctx.identities.verify(token) : undefined
+  if (verified?.ok === true) return { identity: verified.identity }
+  const identity = ctx.identities.issue()
+  return { identity, setCookie: `${IDENTITY_COOKIE}=${identity.token}; Path=/; Max-Age=${ctx.identities.maxAgeSeconds}; HttpOnly; SameSite=Lax` }
+}
+
+const requester = (req: IncomingMessage, identity: Identity): Requester => ({
+  client: `id:${identity.client}`,
+  address: sourceAddress(req.socket.remoteAddress, req.headers["x-forwarded-for"]),
+})
 
 const execute = async (ctx: BackendContext, req: IncomingMessage, res: ServerResponse): Promise<void> => {
   const body = await readBody(req, ctx.options.maxBodyBytes)
@@ -47,16 +74,18 @@ const execute = async (ctx: BackendContext, req: IncomingMessage, res: ServerRes
   }
   const parsed = HttpExecuteRequest.safeParse(raw)
   if (!parsed.success) return json(res, 400, { error: "invalid", message: `invalid request: ${describeIssue(parsed.error)}` })
-  const run = startRun(ctx, { ...parsed.data, client: clientOf(req) }, () => undefined)
+  const { identity, setCookie } = identify(ctx, req)
+  const cookieHeader: Record<string, string> = setCookie !== undefined ? { "set-cookie": setCookie } : {}
+  const run = startRun(ctx, { ...parsed.data, who: requester(req, identity) }, () => undefined)
   res.on("close", () => {
     if (!res.writableFinished) run.cancel("the HTTP client went away")
   })
   const result = await run.done
   const { refusal } = result
   if (refusal !== undefined) {
-    return json(res, 429, { error: "limit", message: refusal.message, limit: refusal.limit, max: refusal.max, retryAfterMs: refusal.retryAfterMs }, { "retry-after": String(Math.ceil(refusal.retryAfterMs / 1000)) })
+    return json(res, 429, { error: "limit", message: refusal.message, limit: refusal.limit, max: refusal.max, retryAfterMs: refusal.retryAfterMs }, { "retry-after": String(Math.ceil(refusal.retryAfterMs / 1000)), ...cookieHeader })
   }
-  if (result.noWorker === true) return json(res, 503, { error: "no_worker", message: result.message, retryAfterMs: 1_000 }, { "retry-after": "1" })
+  if (result.noWorker === true) return json(res, 503, { error: "no_worker", message: result.message, retryAfterMs: 1_000 }, { "retry-after": "1", ...cookieHeader })
   const reply: HttpExecuteReply = {
     status: result.status,
     cached: result.cached,
@@ -65,7 +94,7 @@ const execute = async (ctx: BackendContext, req: IncomingMessage, res: ServerRes
     ...(result.message !== undefined ? { message: result.message } : {}),
     ...(result.limit !== undefined ? { limit: result.limit } : {}),
   }
-  json(res, 200, reply)
+  json(res, 200, reply, cookieHeader)
 }
 
 export interface StatusCounters {
@@ -87,6 +116,12 @@ export const httpHandler = (ctx: BackendContext, counters: StatusCounters) => (r
       json(res, 500, { error: "failed", message: "the backend failed to run this request" })
     })
     return
+  }
+  if (path === "/api/v1/identity") {
+    if (req.method !== "GET") return json(res, 405, { error: "invalid", message: `use GET for /api/v1/identity, not ${req.method}` }, { allow: "GET" })
+    const { identity, setCookie } = identify(ctx, req)
+    const reply: HttpIdentityReply = { client: identity.client, token: identity.token, issuedAt: identity.issuedAt, expiresAt: identity.expiresAt }
+    return json(res, 200, reply, setCookie !== undefined ? { "set-cookie": setCookie } : {})
   }
   if (path === "/api/v1/status" && req.method === "GET") {
     const memory = process.memoryUsage()

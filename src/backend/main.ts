@@ -9,7 +9,9 @@ import { Admission } from "./admission.ts"
 import { kernelVersions, memcachedResults, noCache } from "./cache.ts"
 import { Connection } from "./connection.ts"
 import type { BackendContext } from "./context.ts"
+import { sourceAddress } from "./address.ts"
 import { httpHandler } from "./http.ts"
+import { ensureIdentityKey, IdentityIssuer } from "./identity.ts"
 import { parseBackendArgs } from "./options.ts"
 import { memoryRegistry, postgresRegistry } from "./registry.ts"
 import { FrameRouter } from "./router.ts"
@@ -24,6 +26,7 @@ const main = async (): Promise<void> => {
   const options = parseBackendArgs(process.argv.slice(2))
   const log = jsonLogger(options.id)
   const secret = await ensureWorkerSecret(options.dataDir)
+  const identityKey = await ensureIdentityKey(options.dataDir)
   const router = new FrameRouter()
   const registry = options.db !== undefined ? postgresRegistry(options.db, log, options.sessionMaxAge) : memoryRegistry()
   const pool = new WorkerPool(options.workers, secret, { connectTimeout: options.workerConnectTimeout, reconnect: options.workerReconnect }, {
@@ -42,6 +45,7 @@ const main = async (): Promise<void> => {
     registry,
     cache: options.cache !== undefined ? memcachedResults(options.cache, { ttl: options.cacheTtl, timeout: options.cacheTimeout, maxBytes: options.cacheMaxBytes }) : noCache,
     admission: new Admission(options.admission),
+    identities: new IdentityIssuer(identityKey, options.identityMaxAge),
     versions: await kernelVersions(),
     log,
   }
@@ -62,7 +66,9 @@ const main = async (): Promise<void> => {
   })
   sock.on("connection", (conn) => {
     if (conn === null) return
-    const handler = new Connection(ctx, { id: conn.id, write: (text) => conn.write(text) })
+    // sockjs hands over the peer and a few headers (X-Forwarded-For among them), never the Cookie header
+    const address = sourceAddress(conn.remoteAddress, conn.headers["x-forwarded-for"])
+    const handler = new Connection(ctx, { id: conn.id, address, write: (text) => conn.write(text) })
     connections.set(conn, handler)
     conn.on("data", (message: string) => {
       try {

@@ -1,17 +1,25 @@
 // Every tunable of the backend, with what it limits and why that default; parsed from the command line
-// (`--data DIR --port N --id ID --workers H:P,... [--db URL] [--cache H:P] [--cache-ttl S] [--config FILE]`).
+// (`--data DIR --port N --id ID --workers H:P,... [--db URL] [--cache H:P] [--cache-ttl S] [--config FILE]
+// [--config-json JSON]`; the tree passes the config's `admission` section as --config-json).
 import { readFileSync } from "node:fs"
 import { z } from "zod"
 import { parse, UsageError } from "../cli/args.ts"
 
 export const BACKEND_DEFAULTS = {
   admission: {
-    /** live sessions one client (browser) may hold on this backend: a tab or two, a terminal */
+    /** live sessions one client (a server-issued identity: a browser) may hold on this backend: a tab or two, a terminal */
     sessionsPerClient: 8,
+    /**
+     * live sessions of every client of one source address on this backend: identities cost nothing to get, so this
+     * is what bounds one attacker; high enough for a classroom behind one NAT address
+     */
+    sessionsPerAddress: 40,
     /** live sessions this backend routes: each costs a kernel on some worker */
     sessionsPerBackend: 400,
     /** executions (session and stateless) one client may have running at once */
     execsPerClient: 4,
+    /** executions of every client of one source address running at once on this backend (HTTP callers without a cookie included) */
+    execsPerAddress: 20,
     /** executions this backend may have running at once on the workers */
     execsPerBackend: 200,
     /** ms a refused client is told to wait before trying again */
@@ -33,12 +41,16 @@ export const BACKEND_DEFAULTS = {
   cacheMaxBytes: 900 * 1024,
   /** bytes of an HTTP request body */
   maxBodyBytes: 512 * 1024,
+  /** s an issued identity token (and its cookie) stays valid: long enough that a returning browser keeps its id */
+  identityMaxAge: 30 * 86_400,
 }
 
 const Admission = z.object({
   sessionsPerClient: z.number().int().positive(),
+  sessionsPerAddress: z.number().int().positive(),
   sessionsPerBackend: z.number().int().positive(),
   execsPerClient: z.number().int().positive(),
+  execsPerAddress: z.number().int().positive(),
   execsPerBackend: z.number().int().positive(),
   retryAfterMs: z.number().int().positive(),
 }).strict()
@@ -63,6 +75,7 @@ export const BackendOptions = z.object({
   cacheTimeout: z.number().int().positive(),
   cacheMaxBytes: z.number().int().positive(),
   maxBodyBytes: z.number().int().positive(),
+  identityMaxAge: z.number().int().positive(),
 }).strict()
 export type BackendOptions = z.infer<typeof BackendOptions>
 
@@ -78,6 +91,18 @@ export const makeBackendOptions = (overrides: Record<string, unknown>): BackendO
   return parsed.data
 }
 
+const jsonObject = (option: string, text: string): Record<string, unknown> => {
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch (e) {
+    throw new UsageError(`${option} is not JSON: ${e instanceof Error ? e.message : String(e)}`)
+  }
+  const parsed = z.record(z.string(), z.unknown()).safeParse(value)
+  if (!parsed.success) throw new UsageError(`${option} expects a JSON object, got ${JSON.stringify(value)}`)
+  return parsed.data
+}
+
 export const parseBackendArgs = (argv: ReadonlyArray<string>): BackendOptions => {
   const { values } = parse(argv, {
     data: { type: "string" },
@@ -88,14 +113,18 @@ export const parseBackendArgs = (argv: ReadonlyArray<string>): BackendOptions =>
     cache: { type: "string" },
     "cache-ttl": { type: "string" },
     config: { type: "string" },
+    "config-json": { type: "string" },
   })
   if (values.data === undefined) throw new UsageError("--data DIR is required")
   if (values.port === undefined || !/^\d+$/.test(values.port)) throw new UsageError(`--port expects a whole number, got ${JSON.stringify(values.port)}`)
-  const file = values.config !== undefined ? z.record(z.string(), z.unknown()).parse(JSON.parse(readFileSync(values.config, "utf8"))) : {}
+  const file = values.config !== undefined ? jsonObject("--config", readFileSync(values.config, "utf8")) : {}
+  const inline = values["config-json"] !== undefined ? jsonObject("--config-json", values["config-json"]) : {}
   const ttl = values["cache-ttl"]
   if (ttl !== undefined && !/^\d+$/.test(ttl)) throw new UsageError(`--cache-ttl expects whole seconds, got ${JSON.stringify(ttl)}`)
   return makeBackendOptions({
     ...file,
+    ...inline,
+    admission: { ...(file["admission"] as object | undefined), ...(inline["admission"] as object | undefined) },
     id: values.id ?? "backend",
     dataDir: values.data,
     port: Number(values.port),

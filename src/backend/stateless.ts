@@ -4,7 +4,7 @@ import { randomUUID } from "node:crypto"
 import type { WorkerFrame } from "../protocol/worker.ts"
 import { limitOf, type KernelKind, type Limits, type OutputMsg, type RunStatus } from "../protocol/browser.ts"
 import { cacheKey, optedOut } from "./cache.ts"
-import type { Refusal } from "./admission.ts"
+import type { Refusal, Requester } from "./admission.ts"
 import type { BackendContext } from "./context.ts"
 
 export interface RunRequest {
@@ -12,8 +12,8 @@ export interface RunRequest {
   readonly code: string
   readonly cache: boolean
   readonly limits?: Limits | undefined
-  /** who asks: admission counts per client */
-  readonly client: string
+  /** who asks: admission counts per client and per address */
+  readonly who: Requester
 }
 
 export interface RunResult {
@@ -73,7 +73,7 @@ export const startRun = (ctx: BackendContext, request: RunRequest, onOutput: (se
 
   const execute = (): void => {
     if (settled) return
-    const grant = ctx.admission.execution(request.client)
+    const grant = ctx.admission.execution(request.who)
     if (!grant.ok) return finish({ status: "failed", cached: false, refusal: grant.refusal, message: grant.refusal.message })
     release = grant.release
     const worker = ctx.pool.pick(request.kernel)

@@ -1,5 +1,6 @@
-// `sagews init`: creates the data directory layout and the worker secret. Idempotent.
+// `sagews init`: creates the data directory layout, the worker secret and the backends' identity key. Idempotent.
 import { chmodSync, mkdirSync } from "node:fs"
+import { ensureIdentityKey } from "../backend/identity.ts"
 import { dataPaths } from "../config/paths.ts"
 import { ensureWorkerSecret } from "../worker/secret.ts"
 
@@ -13,5 +14,6 @@ export const initDataDir = async (dataDir: string): Promise<string> => {
   chmodSync(p.secret, 0o700)
   mkdirSync(p.sessions, { recursive: true, mode: 0o711 })
   await ensureWorkerSecret(p.data)
+  await ensureIdentityKey(p.data)
   return p.data
 }

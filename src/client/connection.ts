@@ -1,9 +1,10 @@
 // The sagews client: one SockJS connection that holds messages until it is open, reconnects by itself with
-// capped, jittered backoff, and on every (re)connect says hello and resumes each live session from its last seq.
+// capped, jittered backoff, and on every (re)connect says hello (with the identity token the server issued it, so it
+// stays the same client) and resumes each live session from its last seq.
 import SockJS from "sockjs-client"
 import { ServerMessage, type ClientRequest, type KernelKind, type Limits, type SessionKind } from "../protocol/browser.ts"
 import { ClientSession } from "./session.ts"
-import type { OutputMsg, RunReply, Reply } from "./types.ts"
+import type { IdentityReply, OutputMsg, RunReply, Reply } from "./types.ts"
 
 export type ConnectionState = "connecting" | "open" | "reconnecting" | "closed"
 export type Transport = "websocket" | "xhr-streaming" | "xhr-polling"
@@ -14,8 +15,8 @@ export interface ClientOptions {
   /** ms before the first reconnect; doubles up to `maxBackoff` */
   readonly backoff?: number
   readonly maxBackoff?: number
-  /** a stable id for per-client admission; default: random per page load */
-  readonly clientId?: string
+  /** an identity token issued earlier (`client.identity.token`) to be counted as that client; default: a new identity */
+  readonly token?: string
 }
 
 const DEFAULT_BACKOFF = 250
@@ -39,7 +40,10 @@ export class SagewsClient {
   readonly url: string
   private sock: WebSocket | undefined
   private readonly options: ClientOptions
-  private readonly clientId: string
+  /** the identity the server issued (its reply to hello); its token is presented again after every reconnect */
+  identity: Omit<IdentityReply, "type" | "id"> | undefined
+  private token: string | undefined
+  private helloId = ""
   private readonly pending = new Map<string, Pending>()
   private readonly queue: Array<string> = []
   readonly sessions = new Map<string, ClientSession>()
@@ -51,7 +55,7 @@ export class SagewsClient {
   constructor(url: string, options: ClientOptions = {}) {
     this.url = url
     this.options = options
-    this.clientId = options.clientId ?? `c-${randomId()}`
+    this.token = options.token
     this.connect()
   }
 
@@ -75,7 +79,7 @@ export class SagewsClient {
     this.sock = sock
     sock.onopen = () => {
       this.attempt = 0
-      this.write({ type: "hello", id: this.nextId("h"), client: this.clientId })
+      this.hello()
       for (const session of this.sessions.values()) session.resumeNow()
       for (const pending of this.pending.values()) {
         if (!pending.sent && pending.resend) {
@@ -104,6 +108,11 @@ export class SagewsClient {
     }
   }
 
+  private hello(): void {
+    this.helloId = this.nextId("h")
+    this.write({ type: "hello", id: this.helloId, ...(this.token !== undefined ? { token: this.token } : {}) })
+  }
+
   private receive(text: string): void {
     let raw: unknown
     try {
@@ -126,8 +135,19 @@ export class SagewsClient {
       case "runOutput":
         this.pending.get(message.id)?.onRunOutput?.(message.seq, message.msg)
         return
+      case "identity": {
+        const { type: _type, id: _id, ...identity } = message
+        this.identity = identity
+        this.token = identity.token
+        return
+      }
       default: {
         if (message.id === null) return
+        if (message.type === "error" && message.code === "identity" && message.id === this.helloId) {
+          // a token that no longer verifies (expired, a new key): ask for a new identity
+          this.token = undefined
+          return this.hello()
+        }
         const pending = this.pending.get(message.id)
         if (pending === undefined) {
           if (message.type === "resumed" || message.type === "error") this.sessions.get(message.session ?? "")?.onReply(message)

@@ -20,7 +20,14 @@ export const Limits = SessionLimits
 export type Limits = z.infer<typeof Limits>
 
 // ---------------- browser -> backend ----------------
-export const Hello = z.object({ type: z.literal("hello"), id: RequestId, client: z.string().min(8).max(128) }).strict()
+/** Largest identity token the backend reads (one it issues is about 90 characters). */
+export const MAX_TOKEN_CHARS = 512
+const Token = z.string().min(1).max(MAX_TOKEN_CHARS)
+/**
+ * Asks for the connection's identity, or presents one issued earlier (`token`, from an `identity` reply or the
+ * `sagews_id` cookie) to be counted as the same client. The client id is always the server's, never the client's word.
+ */
+export const Hello = z.object({ type: z.literal("hello"), id: RequestId, token: Token.optional() }).strict()
 export const Ping = z.object({ type: z.literal("ping"), id: RequestId }).strict()
 /** Stateless: one execution in a fresh kernel, served from the cache when allowed. */
 export const Run = z
@@ -65,9 +72,23 @@ export type ClientRequest = z.input<typeof ClientMessage>
 /** Sent by the backend as soon as the connection opens. */
 export const Welcome = z.object({ type: z.literal("welcome"), backend: z.string(), version: z.number().int(), kernels: z.array(KernelKind) })
 export const Pong = z.object({ type: z.literal("pong"), id: RequestId, backend: z.string() })
-/** A request was accepted (execute, interrupt, close, interact, terminal input, hello). */
+/** A request was accepted (execute, interrupt, close, interact, terminal input). */
 export const Ack = z.object({ type: z.literal("ack"), id: RequestId })
-export const ErrorCode = z.enum(["invalid", "limit", "unknown_session", "no_worker", "failed"])
+/**
+ * Reply to `hello`: the identity admission control counts this connection by from now on. `token` is signed by the
+ * service: present it in a later `hello` (after a reconnect, on any backend) to stay the same client until `expiresAt`.
+ */
+export const IdentityReply = z.object({
+  type: z.literal("identity"),
+  id: RequestId,
+  /** the server-issued client id */
+  client: z.string(),
+  token: z.string(),
+  /** ms since the epoch */
+  issuedAt: z.number().int(),
+  expiresAt: z.number().int(),
+})
+export const ErrorCode = z.enum(["invalid", "limit", "identity", "unknown_session", "no_worker", "failed"])
 export type ErrorCode = z.infer<typeof ErrorCode>
 export const ErrorMessage = z.object({
   type: z.literal("error"),
@@ -113,7 +134,7 @@ export const Output = WorkerOutput
 /** The session is over; `limit` names the limit that ended it, if one did. Always the last seq of a session. */
 export const Ended = WorkerEnded.extend({ limit: z.string().optional() })
 
-export const ServerMessage = z.discriminatedUnion("type", [Welcome, Pong, Ack, ErrorMessage, RunOutput, RunDone, Opened, Resumed, Output, Ended])
+export const ServerMessage = z.discriminatedUnion("type", [Welcome, Pong, Ack, IdentityReply, ErrorMessage, RunOutput, RunDone, Opened, Resumed, Output, Ended])
 export type ServerMessage = z.infer<typeof ServerMessage>
 export type OutputMsg = z.infer<typeof OutputMessage>
 export type EndReasonT = z.infer<typeof EndReason>
@@ -136,6 +157,9 @@ export const HttpExecuteReply = z.object({
   limit: z.string().optional(),
 })
 export type HttpExecuteReply = z.infer<typeof HttpExecuteReply>
+/** GET /api/v1/identity: the caller's identity (from its `sagews_id` cookie, or a new one set in that cookie). */
+export const HttpIdentityReply = z.object({ client: z.string(), token: z.string(), issuedAt: z.number().int(), expiresAt: z.number().int() })
+export type HttpIdentityReply = z.infer<typeof HttpIdentityReply>
 export const HttpError = z.object({ error: ErrorCode, message: z.string(), limit: z.string().optional(), max: z.number().optional(), retryAfterMs: z.number().optional() })
 
 /** "path: message" of the first zod issue, for an error reply. */

@@ -160,15 +160,20 @@ describe("the page", () => {
     await setCode(page, 0, "import time\nfor i in range(40):\n    print('line', i)\n    time.sleep(float(0.05))")
     const done = runCell(page, 0)
     await expect.poll(() => cellOutput(page, 0), { timeout: 30_000 }).toContain("line 5")
-    const serving = await page.evaluate(() => (window as unknown as { sagews: { client: { backend: string } } }).sagews.client.backend)
+    type Client = { sagews: { client: { backend: string; identity?: { client: string } } } }
+    const serving = await page.evaluate(() => (window as unknown as Client).sagews.client.backend)
+    const identity = await page.evaluate(() => (window as unknown as Client).sagews.client.identity?.client)
+    expect(identity).toMatch(/^[A-Za-z0-9_-]{22}$/)
     const victim = stack.backends[Number(serving.split(":")[1]) - 1]
     await victim?.stop("SIGKILL")
     await done
     const text = await cellOutput(page, 0)
     expect(text.trim().split("\n")).toEqual(Array.from({ length: 40 }, (_, i) => `line ${i}`))
     await page.waitForSelector("#connection[data-state=open]")
-    const now = await page.evaluate(() => (window as unknown as { sagews: { client: { backend: string } } }).sagews.client.backend)
+    const now = await page.evaluate(() => (window as unknown as Client).sagews.client.backend)
     expect(now).not.toBe(serving)
+    // the other backend took the token the first one issued: the page is still the same client
+    expect(await page.evaluate(() => (window as unknown as Client).sagews.client.identity?.client)).toBe(identity)
     await page.screenshot({ path: join(SCREENSHOTS, "desktop.png") })
   })
 })
