@@ -20,6 +20,8 @@ export interface BackendOptions {
   readonly cache?: string
   /** seconds a cached result lives (config: cache.ttlSeconds) */
   readonly cacheTtl?: number
+  /** backend settings beyond the flags (the config's admission section, ...): see src/backend/options.ts */
+  readonly config?: Readonly<Record<string, unknown>>
 }
 
 export const backendSpec = (o: BackendOptions): ChildSpec =>
@@ -32,6 +34,7 @@ export const backendSpec = (o: BackendOptions): ChildSpec =>
       ...(o.dbUrl !== undefined ? ["--db", o.dbUrl] : []),
       ...(o.cache !== undefined ? ["--cache", o.cache] : []),
       ...(o.cacheTtl !== undefined ? ["--cache-ttl", String(o.cacheTtl)] : []),
+      ...(o.config !== undefined ? ["--config-json", JSON.stringify(o.config)] : []),
     ],
     dataDir: o.dataDir,
     port: o.port,

@@ -35,6 +35,12 @@ const workerConfig = ({ sessions: s }: Config) => ({
   limits: { wall: s.wallSeconds, idle: s.idleSeconds, exec: s.execSeconds, memory: s.memoryMb, cpu: s.cpuSeconds },
 })
 
+/** The admission settings of the config, in the backend's own terms (src/backend/options.ts). */
+export const backendConfig = ({ admission: a }: Config) => ({
+  admission: { sessionsPerClient: a.sessionsPerClient, sessionsPerAddress: a.sessionsPerAddress, execsPerClient: a.execsPerClient, execsPerAddress: a.execsPerAddress },
+  identityMaxAge: a.identityDays * 86_400,
+})
+
 const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1)
 
 export const treeSpec = (config: Config, dataDir: string, extra: ReadonlyArray<ChildSpec> = []): SupervisorSpec => {
@@ -80,6 +86,7 @@ export const treeSpec = (config: Config, dataDir: string, extra: ReadonlyArray<C
           shutdown,
           workers: workers.map((w) => `127.0.0.1:${w.port}`),
           dbUrl,
+          config: backendConfig(config),
           ...(config.cache.enabled ? { cache: `127.0.0.1:${config.cache.port}`, cacheTtl: config.cache.ttlSeconds } : {}),
         })
       ),

@@ -43,6 +43,20 @@ export const ConfigSchema = z.strictObject({
     memoryMb: positiveInt,
     cpuSeconds: positiveInt,
   }),
+  /**
+   * what the backends let one client and one source address hold, each backend counting its own. A client is an
+   * identity the backends issue (a signed token, the `sagews_id` cookie), never a name the client gives itself.
+   */
+  admission: z.strictObject({
+    sessionsPerClient: positiveInt,
+    /** every client of one address together: minting identities is free, so this is what bounds one attacker */
+    sessionsPerAddress: positiveInt,
+    /** executions running at once, stateless runs and HTTP calls included */
+    execsPerClient: positiveInt,
+    execsPerAddress: positiveInt,
+    /** days an issued identity token (and its cookie) stays valid */
+    identityDays: positiveInt,
+  }),
   supervisor: z.strictObject({
     /** at most `intensity` restarts in `period` seconds before a supervisor gives up and escalates */
     intensity: z.number().int().min(0, "expected an integer >= 0"),

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import { ConfigError, frontUrl, loadConfig } from "../../src/config/load.ts"
+import { backendConfig } from "../../supervisors/tree.ts"
 
 const dir = mkdtempSync(join(tmpdir(), "sagews-config-"))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -40,7 +41,7 @@ describe("loadConfig", () => {
     expect(c.nginx.port).toBe(9002)
     expect(c.cache.memoryMb).toBe(32)
     expect(c.cache.enabled).toBe(false)
-    expect(c.cache.port).toBe(11311) // untouched defaults stay
+    expect(c.cache.ttlSeconds).toBe(3600) // untouched defaults stay
   })
 
   it("names the field, the value, its source and the expectation", () => {
@@ -54,6 +55,13 @@ describe("loadConfig", () => {
     const f = file("unknown.json", JSON.stringify({ cache: { ttl: 5 } }))
     expect(problems(() => loadConfig({ file: f, env: {} })).join("\n")).toContain("unknown field cache.ttl")
     expect(problems(() => loadConfig({ env: { SAGEWS_PROT: "1" } })).join("\n")).toContain("SAGEWS_PROT is not a sagews setting")
+  })
+
+  it("admission limits come from the config and reach the backends in their own terms", () => {
+    const c = loadConfig({ env: { SAGEWS_ADMISSION_SESSIONS_PER_ADDRESS: "12", SAGEWS_ADMISSION_IDENTITY_DAYS: "2" } })
+    expect(c.admission).toEqual({ sessionsPerClient: 8, sessionsPerAddress: 12, execsPerClient: 4, execsPerAddress: 20, identityDays: 2 })
+    expect(backendConfig(c)).toEqual({ admission: { sessionsPerClient: 8, sessionsPerAddress: 12, execsPerClient: 4, execsPerAddress: 20 }, identityMaxAge: 2 * 86_400 })
+    expect(problems(() => loadConfig({ env: { SAGEWS_ADMISSION_EXECS_PER_ADDRESS: "0" } }))).toContain("admission.execsPerAddress = 0 (from SAGEWS_ADMISSION_EXECS_PER_ADDRESS): expected an integer >= 1")
   })
 
   it("says which file is unreadable or not JSON", () => {

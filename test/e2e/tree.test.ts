@@ -1,6 +1,8 @@
 // The whole tree through the real CLI: start, the front door, healing after SIGKILL and SIGSTOP of every
 // component, and a stop that leaves nothing behind.
+import { readFileSync } from "node:fs"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { loadConfig } from "../../src/config/load.ts"
 import { alive, makeStack, type Stack, type StatusRow } from "./stack.ts"
 import { sockjsPing } from "./sockjs.ts"
 
@@ -80,6 +82,26 @@ describe("a running tree", () => {
     const usage = await stack.cli(["eval", "1", "--kernel", "julia"])
     expect(usage.code).toBe(2)
     expect(usage.stderr).toContain("--kernel expects sage or python")
+  })
+
+  it("gives every backend the config's admission limits and one identity key: a token from one is valid on the other", async () => {
+    const rows = await stack.status()
+    const { admission } = loadConfig({ env: {} })
+    for (const id of ["backend:1", "backend:2"]) {
+      const args = readFileSync(`/proc/${row(rows, id).pid}/cmdline`, "utf8").split("\0")
+      const config = JSON.parse(args[args.indexOf("--config-json") + 1] ?? "{}") as { admission?: Record<string, number> }
+      expect(config.admission).toMatchObject({ sessionsPerAddress: admission.sessionsPerAddress, execsPerAddress: admission.execsPerAddress })
+    }
+    // haproxy's stickiness cookie picks the backend
+    const served = async (srv: string) => ((await (await fetch(`${stack.url}/api/v1/status`, { headers: { cookie: `SRV=${srv}` } })).json()) as { backend: string }).backend
+    expect([await served("b1"), await served("b2")]).toEqual(["backend:1", "backend:2"])
+    const first = await fetch(`${stack.url}/api/v1/identity`, { headers: { cookie: "SRV=b1" } })
+    const cookie = (first.headers.get("set-cookie") ?? "").split(";")[0] ?? ""
+    expect(cookie).toMatch(/^sagews_id=v1\./)
+    const issued = await first.json()
+    const second = await fetch(`${stack.url}/api/v1/identity`, { headers: { cookie: `SRV=b2; ${cookie}` } })
+    expect(second.headers.get("set-cookie")).toBe(null)
+    expect(await second.json()).toEqual(issued)
   })
 
   it("shows every component's log from PostgreSQL with `sagews logs`", async () => {
