@@ -1,7 +1,10 @@
-// Renders execution output into the DOM as it streams: stdout/stderr text, rich display (image/png, text/html,
-// text/latex through KaTeX, text/plain), errors with traceback, and interact controls with their own output area.
+// Renders execution output into the DOM as it streams: stdout/stderr text, rich display (image/png, text/html in a
+// sandboxed frame, text/latex through KaTeX, text/plain), errors with traceback, and interact controls with their
+// own output area. Output is untrusted (a cell's, or a forged cached result): only text/html is markup, and it never
+// enters this document; everything else goes in as text.
 import katex from "katex"
 import type { Control } from "../protocol/worker.ts"
+import { htmlFrame } from "./frame.ts"
 import type { OutputMsg } from "./types.ts"
 
 export type OnInteract = (interact: string, control: string, value: string | number | boolean) => void
@@ -92,16 +95,13 @@ const renderDisplay = (data: Record<string, string>): HTMLElement => {
     return img
   }
   const html = data["text/html"]
-  if (html !== undefined) {
-    const box = el("div", "out-html")
-    box.innerHTML = html
-    return box
-  }
+  if (html !== undefined) return htmlFrame(html, "out-html")
   const latex = data["text/latex"]
   if (latex !== undefined) {
     const box = el("div", "out-latex")
     try {
-      katex.render(latex.replace(/^\$+|\$+$/g, ""), box, { displayMode: true, throwOnError: true })
+      // trust: false keeps \href, \url, \includegraphics and \html* (markup of the cell's choosing) out
+      katex.render(latex.replace(/^\$+|\$+$/g, ""), box, { displayMode: true, throwOnError: true, trust: false })
       return box
     } catch {
       // KaTeX does not know every Sage macro: fall back to the plain text
