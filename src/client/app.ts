@@ -1,5 +1,6 @@
 // The sagews page: cells on one session (opened on the first run, reopened after it ends), the connection state,
 // a kernel choice, a terminal panel, and a notice that names the limit when one ends a session.
+import "./jitless.ts"
 import "./cell.css"
 import { Cell, type CellRunner } from "./cell.ts"
 import { SagewsClient } from "./connection.ts"

@@ -1,5 +1,6 @@
 // The embed bundle behind /embed.js: turns every `<div data-sagews>code</div>` on any page into a cell that
 // evaluates in place (stateless, cached). Cells run one at a time: a new run on a connection cancels the running one.
+import "./jitless.ts"
 import "./cell.css"
 import { Cell, type CellRunner } from "./cell.ts"
 import { SagewsClient } from "./connection.ts"
