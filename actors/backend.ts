@@ -1,7 +1,10 @@
 // The backend actor: one HTTP + SockJS server of ours (src/backend/main.ts), probed on GET /healthz;
 // it is told where the workers, the session registry and the result cache are.
 import { fileURLToPath } from "node:url"
+import { Effect } from "effect"
 import type { ChildSpec } from "../supervisors/child.ts"
+import { type DbTarget } from "../src/db/credentials.ts"
+import { type ChildDb, resolveChildDb } from "./childdb.ts"
 import { type LivenessOptions, processSpec } from "./process.ts"
 
 const MAIN = fileURLToPath(new URL("../src/backend/main.ts", import.meta.url))
@@ -14,9 +17,9 @@ export interface BackendOptions {
   readonly shutdown?: number
   /** the workers' "host:port" addresses (config: workers.basePort .. + count - 1 on 127.0.0.1) */
   readonly workers?: ReadonlyArray<string>
-  /** the session registry's PostgreSQL URL; without it sessions route only within this backend */
-  readonly dbUrl?: string
-  /** memcached "host:port" for the result cache (config: cache.enabled, cache.port); without it nothing is cached */
+  /** the session registry's PostgreSQL; without it sessions route only within this backend */
+  readonly db?: DbTarget
+  /** memcached's unix socket for the result cache (config: cache.enabled); without it nothing is cached */
   readonly cache?: string
   /** seconds a cached result lives (config: cache.ttlSeconds) */
   readonly cacheTtl?: number
@@ -24,22 +27,31 @@ export interface BackendOptions {
   readonly config?: Readonly<Record<string, unknown>>
 }
 
-export const backendSpec = (o: BackendOptions): ChildSpec =>
-  processSpec({
-    id: o.id,
-    command: process.execPath,
-    args: [
-      MAIN, "--data", o.dataDir, "--port", String(o.port), "--id", o.id,
-      ...(o.workers !== undefined && o.workers.length > 0 ? ["--workers", o.workers.join(",")] : []),
-      ...(o.dbUrl !== undefined ? ["--db", o.dbUrl] : []),
-      ...(o.cache !== undefined ? ["--cache", o.cache] : []),
-      ...(o.cacheTtl !== undefined ? ["--cache-ttl", String(o.cacheTtl)] : []),
-      ...(o.config !== undefined ? ["--config-json", JSON.stringify(o.config)] : []),
-    ],
-    dataDir: o.dataDir,
-    port: o.port,
-    logFormat: "json",
-    ready: { _tag: "http", port: o.port, path: "/healthz" },
-    liveness: { ...o.liveness, probe: { _tag: "http", port: o.port, path: "/healthz" } },
-    ...(o.shutdown !== undefined ? { shutdown: o.shutdown } : {}),
-  })
+export const backendSpec = (o: BackendOptions): ChildSpec => {
+  const spec = (db: ChildDb | undefined) =>
+    processSpec({
+      id: o.id,
+      command: process.execPath,
+      args: [
+        MAIN, "--data", o.dataDir, "--port", String(o.port), "--id", o.id,
+        ...(o.workers !== undefined && o.workers.length > 0 ? ["--workers", o.workers.join(",")] : []),
+        ...(db !== undefined ? ["--db", db.url] : []),
+        ...(o.cache !== undefined ? ["--cache", o.cache] : []),
+        ...(o.cacheTtl !== undefined ? ["--cache-ttl", String(o.cacheTtl)] : []),
+        ...(o.config !== undefined ? ["--config-json", JSON.stringify(o.config)] : []),
+      ],
+      ...(db !== undefined ? { env: db.env } : {}),
+      dataDir: o.dataDir,
+      port: o.port,
+      logFormat: "json",
+      ready: { _tag: "http", port: o.port, path: "/healthz" },
+      liveness: { ...o.liveness, probe: { _tag: "http", port: o.port, path: "/healthz" } },
+      ...(o.shutdown !== undefined ? { shutdown: o.shutdown } : {}),
+    })
+  // Built once now, so that bad options fail at build time; the real one at each start, with the password read then.
+  const template = spec(undefined)
+  return {
+    ...template,
+    start: o.db === undefined ? template.start : resolveChildDb(o.dataDir, o.db).pipe(Effect.flatMap((db) => spec(db).start)),
+  }
+}

@@ -1,14 +1,18 @@
-// The memcached actor: the shared result cache, one memcached on 127.0.0.1, ready and alive when it
-// answers `version` (a stopped memcached still accepts TCP connections but never answers).
+// The memcached actor: the shared result cache, one memcached on a unix socket in <data>/run/memcached/ (0700, its
+// system user's: no session uid can reach it; no TCP or UDP at all), ready and alive when it answers `version`
+// (a stopped memcached still accepts connections but never answers).
 import { execFile } from "node:child_process"
+import { chmod, chown, mkdir } from "node:fs/promises"
 import net from "node:net"
+import { dirname, join, resolve } from "node:path"
 import { Effect } from "effect"
 import type { ChildSpec, Restart } from "../supervisors/child.ts"
+import { ExitReason } from "../supervisors/exit.ts"
+import { checkReachable } from "../src/db/cluster.ts"
 import { type LivenessOptions, processSpec } from "./process.ts"
 
 export interface MemcachedOptions {
   readonly dataDir: string
-  readonly port: number
   /** cache size (memcached's -m) */
   readonly memoryMb: number
   /** child id, names the log and pid files */
@@ -37,21 +41,25 @@ const SHUTDOWN_MS = 3_000
 const MEMCACHED_USER = "memcache"
 const FALLBACK_USER = "nobody"
 
+/** Where memcached listens: the backends' `--cache`. */
+export const memcachedSocket = (dataDir: string): string => join(resolve(dataDir), "run", "memcached", "memcached.sock")
+
 /**
- * Sends `version\r\n` to memcached on 127.0.0.1:port and returns the version it reports. Fails with a
+ * Sends `version\r\n` to memcached on its socket and returns the version it reports. Fails with a
  * message when nothing answers with `VERSION ...` within `timeoutMs`.
  */
-export const memcachedVersion = (port: number, timeoutMs = VERSION_TIMEOUT_MS): Effect.Effect<string, string> =>
+export const memcachedVersion = (socketPath: string, timeoutMs = VERSION_TIMEOUT_MS): Effect.Effect<string, string> =>
   Effect.callback<string, string>((resume) => {
     let buffer = ""
-    const socket = net.connect({ host: "127.0.0.1", port })
+    const where = `memcached on ${socketPath}`
+    const socket = net.connect({ path: socketPath })
     const done = (result: Effect.Effect<string, string>) => {
       clearTimeout(timer)
       socket.destroy()
       resume(result)
     }
     const timer = setTimeout(
-      () => done(Effect.fail(`memcached on port ${port} did not answer "version" within ${timeoutMs} ms`)),
+      () => done(Effect.fail(`${where} did not answer "version" within ${timeoutMs} ms`)),
       timeoutMs,
     )
     socket.setEncoding("utf8")
@@ -64,11 +72,11 @@ export const memcachedVersion = (port: number, timeoutMs = VERSION_TIMEOUT_MS): 
       done(
         line.startsWith("VERSION ")
           ? Effect.succeed(line.slice("VERSION ".length))
-          : Effect.fail(`memcached on port ${port} answered "version" with ${JSON.stringify(line)}`),
+          : Effect.fail(`${where} answered "version" with ${JSON.stringify(line)}`),
       )
     })
-    socket.on("error", (e) => done(Effect.fail(`memcached on port ${port}: ${e.message}`)))
-    socket.on("close", () => done(Effect.fail(`memcached on port ${port} closed the connection`)))
+    socket.on("error", (e) => done(Effect.fail(`${where}: ${e.message}`)))
+    socket.on("close", () => done(Effect.fail(`${where} closed the connection`)))
     return Effect.sync(() => {
       clearTimeout(timer)
       socket.destroy()
@@ -78,6 +86,12 @@ export const memcachedVersion = (port: number, timeoutMs = VERSION_TIMEOUT_MS): 
 const userExists = (name: string): Effect.Effect<boolean> =>
   Effect.callback<boolean>((resume) => {
     execFile("id", ["-u", name], (error) => resume(Effect.succeed(error === null)))
+  })
+
+const idOf = (flag: "-u" | "-g", name: string): Effect.Effect<number, string> =>
+  Effect.callback<number, string>((resume) => {
+    execFile("id", [flag, name], (error, stdout) =>
+      resume(error === null ? Effect.succeed(Number(String(stdout).trim())) : Effect.fail(`id ${flag} ${name}: ${error.message}`)))
   })
 
 const createSystemUser = (name: string): Effect.Effect<boolean> =>
@@ -101,10 +115,31 @@ export const memcachedUser: Effect.Effect<string | undefined> = Effect.gen(funct
   return FALLBACK_USER
 })
 
+/**
+ * memcached's socket directory, made on every start: 0700 and owned by the user memcached drops to (it creates
+ * the socket after dropping root), so that only that user and root can enter it.
+ */
+const prepareSocketDir = (dataDir: string, user: string | undefined): Effect.Effect<void, string> =>
+  Effect.gen(function* () {
+    const dir = dirname(memcachedSocket(dataDir))
+    const fsCall = (what: string, f: () => Promise<unknown>) =>
+      Effect.tryPromise({ try: f, catch: (e) => `${what} ${dir}: ${e instanceof Error ? e.message : String(e)}` })
+    // run/ first, with the default mode: a recursive mkdir would make every missing level 0700
+    yield* fsCall("mkdir", () => mkdir(dirname(dir), { recursive: true }))
+    yield* fsCall("mkdir", () => mkdir(dir, { recursive: true, mode: 0o700 }))
+    yield* fsCall("chmod", () => chmod(dir, 0o700))
+    if (user !== undefined) {
+      const uid = yield* idOf("-u", user)
+      const gid = yield* idOf("-g", user)
+      yield* fsCall("chown", () => chown(dir, uid, gid))
+      yield* checkReachable(dir, { name: user, uid, gid }).pipe(Effect.mapError((e) => e.message))
+    }
+  })
+
 export const memcachedArgs = (options: MemcachedOptions, user: string | undefined): ReadonlyArray<string> => [
-  "-l", "127.0.0.1",
-  "-p", String(options.port),
-  "-U", "0", // no UDP: it only widens the attack surface
+  // a unix socket only: -s turns off TCP and UDP altogether; -a 0600 is a second lock behind the directory's
+  "-s", memcachedSocket(options.dataDir),
+  "-a", "0600",
   "-m", String(options.memoryMb),
   "-c", String(MAX_CONNECTIONS),
   "-t", String(THREADS),
@@ -113,19 +148,19 @@ export const memcachedArgs = (options: MemcachedOptions, user: string | undefine
 
 export const memcachedSpec = (options: MemcachedOptions): ChildSpec => {
   const id = options.id ?? "memcached"
-  const probe = { _tag: "custom", check: memcachedVersion(options.port).pipe(Effect.asVoid) } as const
+  const probe = { _tag: "custom", check: memcachedVersion(memcachedSocket(options.dataDir)).pipe(Effect.asVoid) } as const
   return {
     id,
     restart: options.restart ?? "permanent",
     shutdown: options.shutdown ?? SHUTDOWN_MS,
     start: Effect.gen(function* () {
       const user = yield* memcachedUser
+      yield* prepareSocketDir(options.dataDir, user).pipe(Effect.mapError((cause) => ExitReason.Crash({ cause })))
       const spec = processSpec({
         id,
         command: MEMCACHED_BIN,
         args: memcachedArgs(options, user),
         dataDir: options.dataDir,
-        port: options.port,
         ready: probe,
         liveness: { probe, ...(options.liveness ?? LIVENESS) },
         shutdown: options.shutdown ?? SHUTDOWN_MS,

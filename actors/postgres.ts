@@ -1,13 +1,18 @@
 // The postgres actor: the PostgreSQL cluster sagews owns in <data>/pg, run as an unprivileged system user.
-// Each start: system user, directories, initdb (first start only), leftovers of a killed postmaster; ready = SELECT 1 + migrations.
+// Each start: system user, directories, passwords, initdb (first start only), leftovers of a killed postmaster,
+// pg_hba.conf and the roles (src/db/roles.ts); ready = the superuser's SELECT 1, the database, the migrations and the
+// service role's rights, then the service role's own SELECT 1.
 import * as path from "node:path"
 import { Effect } from "effect"
 import type { ChildSpec, Restart } from "../supervisors/child.ts"
 import { ExitReason } from "../supervisors/exit.ts"
-import { ClusterError, type ClusterUser, clusterPaths, ensureSystemUser, findBinDir, initdb, prepareDirs } from "../src/db/cluster.ts"
+import { ClusterError, type ClusterUser, clusterPaths, ensureSystemUser, findBinDir, initdb, prepareDirs, writeHba } from "../src/db/cluster.ts"
 import { connect, ensureDatabase, query } from "../src/db/client.ts"
+import { type ClusterCredentials, clusterCredentials } from "../src/db/credentials.ts"
 import { clearLeftovers } from "../src/db/leftovers.ts"
 import { migrate } from "../src/db/migrate.ts"
+import { grantService, setRoles } from "../src/db/roles.ts"
+import { scramVerifier } from "../src/db/scram.ts"
 import { localUrl, withDatabase } from "../src/db/url.ts"
 import { type LivenessOptions, type LogLevel, type ProcessOptions, processSpec } from "./process.ts"
 
@@ -64,18 +69,63 @@ export const prepareDatabase = (url: string): Effect.Effect<void, string> =>
     yield* migrate(url, { connectTimeout: PROBE_CONNECT_TIMEOUT })
   }).pipe(Effect.mapError((e) => `${e.operation}: ${e.message}`))
 
+/** The own cluster's readiness: as the superuser the database and its schema, the service role's rights; then its login. */
+export const prepareOwnDatabase = (port: number, credentials: ClusterCredentials): Effect.Effect<void, string> => {
+  const superuserUrl = localUrl(port, credentials.superuser)
+  return Effect.gen(function*() {
+    yield* ping(withDatabase(superuserUrl, "postgres"))
+    yield* prepareDatabase(superuserUrl)
+    yield* grantService(superuserUrl, credentials.service.user, { connectTimeout: PROBE_CONNECT_TIMEOUT }).pipe(
+      Effect.mapError((e) => `${e.operation}: ${e.message}`),
+    )
+    yield* ping(localUrl(port, credentials.service))
+  })
+}
+
+export interface PreparedCluster {
+  readonly user: ClusterUser
+  readonly binDir: string
+  readonly credentials: ClusterCredentials
+}
+
+/**
+ * Everything before the postmaster, on every start: the system user, directories, passwords, initdb (first
+ * start only), pg_hba.conf and the roles. Call only while this cluster's postmaster is not running.
+ */
+export const prepareCluster = (
+  dataDir: string,
+  options: { readonly binDir?: string | undefined; readonly fastInit?: boolean | undefined } = {},
+): Effect.Effect<PreparedCluster, ClusterError> =>
+  Effect.gen(function*() {
+    const user = yield* ensureSystemUser
+    const binDir = yield* findBinDir(options.binDir)
+    yield* prepareDirs(dataDir, user)
+    const credentials = yield* Effect.tryPromise({
+      try: () => clusterCredentials(dataDir),
+      catch: (e) => new ClusterError({ message: `the PostgreSQL passwords: ${e instanceof Error ? e.message : String(e)}` }),
+    })
+    // A SIGKILLed postmaster's orphaned backends (holding its shared memory) and postmaster.pid would stop this start.
+    yield* clearLeftovers(clusterPaths(dataDir).pg)
+    yield* initdb(dataDir, user, binDir, scramVerifier(credentials.superuser.password), { noSync: options.fastInit })
+    yield* writeHba(dataDir, user)
+    yield* setRoles(dataDir, user, binDir, credentials, { noSync: options.fastInit })
+    return { user, binDir, credentials }
+  })
+
 export const postgresSpec = (options: PostgresOptions): ChildSpec => {
   const id = options.id ?? "postgres"
   const dataDir = path.resolve(options.dataDir)
-  const url = localUrl(options.port)
-  const adminUrl = withDatabase(url, "postgres")
   const paths = clusterPaths(dataDir)
-  const args = ["-D", paths.pg, "-p", String(options.port), "-k", paths.socketDir, "-c", "listen_addresses=127.0.0.1"]
+  // The socket's own mode is a second lock behind its directory's (0700, the cluster user's).
+  const args = [
+    "-D", paths.pg, "-p", String(options.port), "-k", paths.socketDir, "-c", "listen_addresses=127.0.0.1",
+    "-c", "unix_socket_permissions=0700",
+  ]
   if (options.fastInit) args.push("-c", "fsync=off")
   const restart = options.restart ?? "permanent"
 
   // The uid/gid and the binaries are known only at start (the system user may not exist yet).
-  const processOptions = (user: ClusterUser, binDir: string): ProcessOptions => ({
+  const processOptions = ({ user, binDir, credentials }: PreparedCluster): ProcessOptions => ({
     id,
     command: path.join(binDir, "postgres"),
     args,
@@ -83,9 +133,9 @@ export const postgresSpec = (options: PostgresOptions): ChildSpec => {
     ...(user.uid !== undefined ? { uid: user.uid } : {}),
     ...(user.gid !== undefined ? { gid: user.gid } : {}),
     env: { LC_ALL: "C.UTF-8" },
-    ready: { _tag: "custom", check: Effect.andThen(ping(adminUrl), prepareDatabase(url)) },
+    ready: { _tag: "custom", check: prepareOwnDatabase(options.port, credentials) },
     readyTimeout: options.readyTimeout ?? READY_TIMEOUT,
-    liveness: { probe: { _tag: "custom", check: ping(adminUrl) }, ...(options.liveness ?? LIVENESS) },
+    liveness: { probe: { _tag: "custom", check: ping(localUrl(options.port, credentials.service)) }, ...(options.liveness ?? LIVENESS) },
     port: options.port,
     stopSignal: "SIGINT",
     shutdown: options.shutdown ?? SHUTDOWN_MS,
@@ -93,15 +143,7 @@ export const postgresSpec = (options: PostgresOptions): ChildSpec => {
     levelOf: postgresLevel,
   })
 
-  const prepare = Effect.gen(function*() {
-    const user = yield* ensureSystemUser
-    const binDir = yield* findBinDir(options.binDir)
-    yield* prepareDirs(dataDir, user)
-    // A SIGKILLed postmaster's orphaned backends (holding its shared memory) and postmaster.pid would stop this start.
-    yield* clearLeftovers(paths.pg)
-    yield* initdb(dataDir, user, binDir, { noSync: options.fastInit })
-    return processOptions(user, binDir)
-  })
+  const prepare = prepareCluster(dataDir, options).pipe(Effect.map(processOptions))
 
   return {
     id,

@@ -8,7 +8,7 @@ import pg from "pg"
 import { logwatchSpec } from "../actors/logwatch.ts"
 import { postgresSpec } from "../actors/postgres.ts"
 import type { ChildSpec } from "../supervisors/child.ts"
-import { localUrl } from "../src/db/url.ts"
+import { serviceUrl } from "../src/db/credentials.ts"
 
 const FILES = 4
 const BACKLOG_LINES = 200_000
@@ -46,7 +46,8 @@ export const benchLogwatch = async (): Promise<Record<string, number>> => {
   const logDir = path.join(dataDir, "log")
   fs.mkdirSync(logDir, { recursive: true })
   const stops: Array<() => Promise<void>> = []
-  const client = new pg.Client({ connectionString: localUrl(PORT) })
+  // The service role's URL: the passwords are made here, and the postgres actor sets them in the cluster at start.
+  const client = new pg.Client({ connectionString: await serviceUrl(dataDir, { port: PORT }) })
   client.on("error", () => {})
   try {
     stops.push(await start(postgresSpec({ dataDir, port: PORT })))
@@ -67,7 +68,7 @@ export const benchLogwatch = async (): Promise<Record<string, number>> => {
     writeLines(logDir, 0, BACKLOG_LINES, 10_000)
     const backlogBytes = bytes()
     const t0 = performance.now()
-    stops.push(await start(logwatchSpec({ dataDir, dbUrl: localUrl(PORT), host: "bench" })))
+    stops.push(await start(logwatchSpec({ dataDir, db: { port: PORT }, host: "bench" })))
     results["logwatch start to ready (ms)"] = Math.round(performance.now() - t0)
     // the rate from the first committed batch on, so that Node's start-up does not count
     let first = 0

@@ -2,12 +2,11 @@
 // store (postgres, memcached), logwatch, compute (workers), web (backends, nginx, haproxy), control.
 import { fileURLToPath } from "node:url"
 import type { Config } from "../src/config/schema.ts"
-import { databaseUrl } from "../src/db/url.ts"
 import { Effect } from "effect"
 import { backendSpec } from "../actors/backend.ts"
 import { haproxySpec } from "../actors/haproxy.ts"
 import { logwatchSpec } from "../actors/logwatch.ts"
-import { memcachedSpec } from "../actors/memcached.ts"
+import { memcachedSocket, memcachedSpec } from "../actors/memcached.ts"
 import { nginxSpec } from "../actors/nginx.ts"
 import { postgresSpec, prepareDatabase } from "../actors/postgres.ts"
 import { workerSpec } from "../actors/worker.ts"
@@ -51,7 +50,7 @@ export const treeSpec = (config: Config, dataDir: string, extra: ReadonlyArray<C
   }
   const shutdown = config.shutdownMs
   const liveness = { interval: config.liveness.intervalMs, timeout: config.liveness.timeoutMs, failures: config.liveness.failures }
-  const dbUrl = databaseUrl({ port: config.postgres.port, url: config.postgres.url || undefined })
+  const db = { port: config.postgres.port, url: config.postgres.url || undefined }
   const backends = range(config.backends.count).map((i) => ({ name: `b${i}`, id: `backend:${i}`, port: config.backends.basePort + i - 1 }))
   const workers = range(config.workers.count).map((i) => ({ id: `worker:${i}`, port: config.workers.basePort + i - 1 }))
 
@@ -61,9 +60,9 @@ export const treeSpec = (config: Config, dataDir: string, extra: ReadonlyArray<C
     ...policy,
     children: [
       config.postgres.url
-        ? externalPostgres(dbUrl)
+        ? externalPostgres(config.postgres.url)
         : postgresSpec({ dataDir, port: config.postgres.port, fastInit: config.postgres.fastInit, liveness, shutdown }),
-      ...(config.cache.enabled ? [memcachedSpec({ dataDir, port: config.cache.port, memoryMb: config.cache.memoryMb, liveness, shutdown })] : []),
+      ...(config.cache.enabled ? [memcachedSpec({ dataDir, memoryMb: config.cache.memoryMb, liveness, shutdown })] : []),
     ],
   })
   const compute = supervisorChild({
@@ -85,9 +84,9 @@ export const treeSpec = (config: Config, dataDir: string, extra: ReadonlyArray<C
           liveness,
           shutdown,
           workers: workers.map((w) => `127.0.0.1:${w.port}`),
-          dbUrl,
+          db,
           config: backendConfig(config),
-          ...(config.cache.enabled ? { cache: `127.0.0.1:${config.cache.port}`, cacheTtl: config.cache.ttlSeconds } : {}),
+          ...(config.cache.enabled ? { cache: memcachedSocket(dataDir), cacheTtl: config.cache.ttlSeconds } : {}),
         })
       ),
       nginxSpec({ dataDir, port: config.nginx.port, staticRoot: STATIC_ROOT, liveness, shutdown }),
@@ -99,6 +98,6 @@ export const treeSpec = (config: Config, dataDir: string, extra: ReadonlyArray<C
     // Parts reconnect to what they use; nothing restarts a user session but its own failure.
     strategy: "one_for_one",
     ...policy,
-    children: [store, logwatchSpec({ dataDir, dbUrl, host: config.host, liveness, shutdown }), compute, web, ...extra],
+    children: [store, logwatchSpec({ dataDir, db, host: config.host, liveness, shutdown }), compute, web, ...extra],
   }
 }

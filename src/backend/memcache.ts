@@ -17,16 +17,17 @@ export class Memcache {
   private readonly queue: Array<Pending> = []
   private downUntil = 0
   private closed = false
-  private readonly host: string
-  private readonly port: number
+  private readonly target: { readonly path: string } | { readonly host: string; readonly port: number }
   private readonly timeout: number
   hits = 0
   misses = 0
 
+  /** `address`: an absolute unix socket path (what the tree gives, see actors/memcached.ts) or "host:port" */
   constructor(address: string, timeout: number) {
     const colon = address.lastIndexOf(":")
-    this.host = address.slice(0, colon)
-    this.port = Number(address.slice(colon + 1))
+    this.target = address.startsWith("/")
+      ? { path: address }
+      : { host: address.slice(0, colon), port: Number(address.slice(colon + 1)) }
     this.timeout = timeout
   }
 
@@ -65,7 +66,7 @@ export class Memcache {
 
   private ensure(): Socket {
     if (this.socket !== undefined) return this.socket
-    const socket = connect({ host: this.host, port: this.port })
+    const socket = connect(this.target)
     socket.setNoDelay(true)
     socket.on("data", (chunk: Buffer) => this.onData(chunk))
     socket.on("error", () => {

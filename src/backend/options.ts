@@ -1,5 +1,5 @@
 // Every tunable of the backend, with what it limits and why that default; parsed from the command line
-// (`--data DIR --port N --id ID --workers H:P,... [--db URL] [--cache H:P] [--cache-ttl S] [--config FILE]
+// (`--data DIR --port N --id ID --workers H:P,... [--db URL] [--cache PATH|H:P] [--cache-ttl S] [--config FILE]
 // [--config-json JSON]`; the tree passes the config's `admission` section as --config-json).
 import { readFileSync } from "node:fs"
 import { z } from "zod"
@@ -56,6 +56,8 @@ const Admission = z.object({
 }).strict()
 
 const HostPort = z.string().regex(/^[A-Za-z0-9_.:-]+:\d{1,5}$/, "expected host:port")
+/** memcached: its unix socket (what the tree passes) or host:port */
+const CacheAddress = z.union([z.string().regex(/^\/\S+$/, "expected an absolute socket path"), HostPort])
 
 export const BackendOptions = z.object({
   id: z.string().min(1),
@@ -64,7 +66,7 @@ export const BackendOptions = z.object({
   host: z.string(),
   workers: z.array(HostPort),
   db: z.string().optional(),
-  cache: HostPort.optional(),
+  cache: CacheAddress.optional(),
   cacheTtl: z.number().int().positive(),
   admission: Admission,
   statelessLimits: z.object({ wall: z.number(), exec: z.number(), idle: z.number(), memory: z.number(), cpu: z.number() }).strict(),

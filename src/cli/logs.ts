@@ -1,5 +1,6 @@
 // `sagews logs [ID] [-f] [--since 10m]`: reads the log that logwatch shipped into PostgreSQL.
 import pg from "pg"
+import { redact } from "../db/client.ts"
 import { UsageError } from "./args.ts"
 
 const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 }
@@ -32,7 +33,7 @@ export const showLogs = async (
   try {
     await client.connect()
   } catch (e) {
-    throw new Error(`cannot reach PostgreSQL at ${dbUrl.replace(/:[^:@/]*@/, ":***@")}: ${(e as Error).message}. Is sagews running? (sagews status)`)
+    throw new Error(`cannot reach PostgreSQL at ${redact(dbUrl)}: ${(e as Error).message}. Is sagews running? (sagews status)`)
   }
   try {
     let lastId = "0"

@@ -1,7 +1,7 @@
 // The `sagews` command line: init, start, stop, status, restart, logs, config check.
 // Exit codes: 0 done, 1 failed or not running, 2 bad usage or bad configuration.
 import { ConfigError, frontUrl, loadConfig } from "../config/load.ts"
-import { databaseUrl } from "../db/url.ts"
+import { serviceUrl } from "../db/credentials.ts"
 import { dataPaths, defaultDataDir } from "../config/paths.ts"
 import { parse, UsageError, intOption } from "./args.ts"
 import { callControl, NotRunning } from "./control.ts"
@@ -12,7 +12,7 @@ import { formatTable, type ComponentRow } from "./status.ts"
 const USAGE = `usage: sagews <command> [options]
 
 commands:
-  init                       create the data directory and its secret
+  init                       create the data directory and its secrets
   start [--daemon] [--port N] start the whole tree (foreground unless --daemon); prints the URL once ready
   stop                       stop the running tree, leaving no process behind
   status [--json]            the components: state, pid, uptime, restarts, last exit, port
@@ -94,7 +94,7 @@ const main = async (argv: ReadonlyArray<string>): Promise<number> => {
       const abort = new AbortController()
       process.once("SIGINT", () => abort.abort())
       const { postgres } = config()
-      await showLogs(databaseUrl({ port: postgres.port, url: postgres.url || undefined }), { id: rest[0], sinceSeconds: parseSince(values.since ?? "10m"), follow: values.follow ?? false, out, signal: abort.signal })
+      await showLogs(await serviceUrl(dataDir, { port: postgres.port, url: postgres.url || undefined }), { id: rest[0], sinceSeconds: parseSince(values.since ?? "10m"), follow: values.follow ?? false, out, signal: abort.signal })
       return 0
     }
     case "eval": {

@@ -21,9 +21,9 @@ export const ConfigSchema = z.strictObject({
     /** initdb --no-sync and fsync=off: for tests only, a crash of the machine can lose data */
     fastInit: z.boolean({ error: "expected true or false" }),
   }),
+  /** memcached listens on a unix socket in <data>/run/memcached/ (no port: nothing on the network reaches it) */
   cache: z.strictObject({
     enabled: z.boolean({ error: "expected true or false" }),
-    port,
     memoryMb: positiveInt,
     ttlSeconds: positiveInt,
   }),
@@ -78,7 +78,6 @@ export const ConfigSchema = z.strictObject({
 const portsOf = (c: z.infer<typeof ConfigSchema>): Array<[string, number]> => [
   ["port", c.port],
   ...(c.postgres.url ? [] : [["postgres.port", c.postgres.port] as [string, number]]),
-  ...(c.cache.enabled ? [["cache.port", c.cache.port] as [string, number]] : []),
   ["nginx.port", c.nginx.port],
   ...Array.from({ length: c.backends.count }, (_, i): [string, number] => [`backends.basePort+${i}`, c.backends.basePort + i]),
   ...Array.from({ length: c.workers.count }, (_, i): [string, number] => [`workers.basePort+${i}`, c.workers.basePort + i]),

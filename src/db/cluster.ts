@@ -1,5 +1,6 @@
-// The PostgreSQL cluster on disk that sagews owns: its system user, directories, initdb, and what a killed postmaster left.
-// PostgreSQL refuses to run as root, so as root the cluster belongs to an unprivileged system user.
+// The PostgreSQL cluster on disk that sagews owns: its system user, directories, initdb and pg_hba.conf.
+// PostgreSQL refuses to run as root, so as root the cluster belongs to an unprivileged system user; its socket
+// directory is that user's alone (0700), so no session uid can even reach the socket.
 import { execFile } from "node:child_process"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
@@ -26,15 +27,19 @@ export const clusterPaths = (dataDir: string) => ({
   socketDir: path.join(dataDir, "run", "pg"),
 })
 
-const run = (file: string, args: ReadonlyArray<string>, user?: ClusterUser) =>
+/** Runs a program (as `user`), `input` on its stdin; fails with the last lines of its stderr. */
+export const run = (file: string, args: ReadonlyArray<string>, user?: ClusterUser, input?: string) =>
   Effect.callback<string, ClusterError>((resume) => {
     const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", LC_ALL: "C.UTF-8" }
-    execFile(file, [...args], { env, uid: user?.uid, gid: user?.gid, timeout: 60_000 }, (error, stdout, stderr) => {
+    const child = execFile(file, [...args], { env, uid: user?.uid, gid: user?.gid, timeout: 60_000 }, (error, stdout, stderr) => {
       if (error) {
         const detail = String(stderr).trim().split("\n").slice(-3).join(" / ") || error.message
         resume(Effect.fail(new ClusterError({ message: `${path.basename(file)} ${args.join(" ")} failed: ${detail}` })))
       } else resume(Effect.succeed(String(stdout)))
     })
+    // A child that exits before reading all of its input must not crash us with EPIPE: its exit status tells.
+    child.stdin?.on("error", () => {})
+    child.stdin?.end(input ?? "")
   })
 
 const lookupUser = (name: string) =>
@@ -78,8 +83,23 @@ export const findBinDir = (explicit?: string) =>
 const io = <A>(what: string, f: () => Promise<A>) =>
   Effect.tryPromise({ try: f, catch: (e) => new ClusterError({ message: `${what}: ${e instanceof Error ? e.message : String(e)}` }) })
 
-/** The user must be able to traverse every directory above `dir`, or postgres cannot reach its cluster. */
-const checkReachable = (dir: string, user: ClusterUser) =>
+const chownTo = (file: string, user: ClusterUser) => {
+  const { uid, gid } = user
+  return uid !== undefined && gid !== undefined ? io(`chown ${file}`, () => fs.chown(file, uid, gid)) : Effect.void
+}
+
+/** Writes a file only the cluster user can read (0600, owned by it), replacing any older one in one rename. */
+const writePrivate = (file: string, content: string, user: ClusterUser) =>
+  Effect.gen(function*() {
+    const tmp = `${file}.sagews-tmp`
+    yield* io(`write ${tmp}`, () => fs.writeFile(tmp, content, { mode: 0o600 }))
+    yield* io(`chmod ${tmp}`, () => fs.chmod(tmp, 0o600))
+    yield* chownTo(tmp, user)
+    yield* io(`rename ${tmp}`, () => fs.rename(tmp, file))
+  })
+
+/** The user must be able to traverse every directory above `dir`, or the server running as it cannot reach it. */
+export const checkReachable = (dir: string, user: ClusterUser) =>
   Effect.gen(function*() {
     if (user.uid === undefined) return
     let current = path.dirname(dir)
@@ -89,7 +109,7 @@ const checkReachable = (dir: string, user: ClusterUser) =>
         (st.gid === user.gid && (st.mode & 0o010) !== 0)
       if (!ok) {
         return yield* new ClusterError({
-          message: `the PostgreSQL user ${user.name} cannot reach ${dir}: ${current} has mode ` +
+          message: `the system user ${user.name} cannot reach ${dir}: ${current} has mode ` +
             `${(st.mode & 0o777).toString(8)}; run chmod o+x ${current} or use a data dir elsewhere`,
         })
       }
@@ -99,7 +119,10 @@ const checkReachable = (dir: string, user: ClusterUser) =>
     }
   })
 
-/** Creates the data dir (0711), `pg/` and `run/pg/`, the last two owned by the cluster user. */
+/**
+ * Creates the data dir (0711), `pg/` and `run/pg/` (the socket directory), the last two 0700 and owned by the
+ * cluster user. Modes are set on every start, so a directory from an older version (run/pg was 0755) is closed too.
+ */
 export const prepareDirs = (dataDir: string, user: ClusterUser) =>
   Effect.gen(function*() {
     const p = clusterPaths(path.resolve(dataDir))
@@ -108,13 +131,10 @@ export const prepareDirs = (dataDir: string, user: ClusterUser) =>
     yield* io(`mkdir ${p.run}`, () => fs.mkdir(p.run, { recursive: true }))
     const runMode = (yield* io(`stat ${p.run}`, () => fs.stat(p.run))).mode & 0o777
     yield* io(`chmod ${p.run}`, () => fs.chmod(p.run, runMode | 0o011))
-    for (const [dir, mode] of [[p.pg, 0o700], [p.socketDir, 0o755]] as const) {
-      yield* io(`mkdir ${dir}`, () => fs.mkdir(dir, { recursive: true, mode }))
-      if (user.uid !== undefined && user.gid !== undefined) {
-        const uid = user.uid
-        const gid = user.gid
-        yield* io(`chown ${dir}`, () => fs.chown(dir, uid, gid))
-      }
+    for (const dir of [p.pg, p.socketDir]) {
+      yield* io(`mkdir ${dir}`, () => fs.mkdir(dir, { recursive: true, mode: 0o700 }))
+      yield* io(`chmod ${dir}`, () => fs.chmod(dir, 0o700))
+      yield* chownTo(dir, user)
     }
     yield* checkReachable(p.data, user)
     return p
@@ -125,16 +145,36 @@ export interface InitdbOptions {
   readonly noSync?: boolean | undefined
 }
 
-/** Runs initdb unless `<data>/pg` already holds a cluster; a half-made cluster (no PG_VERSION) is wiped first. */
-export const initdb = (dataDir: string, user: ClusterUser, binDir: string, options: InitdbOptions = {}) =>
+/**
+ * Runs initdb unless `<data>/pg` already holds a cluster; a half-made cluster (no PG_VERSION) is wiped first.
+ * The superuser `postgres` gets `superuserVerifier` (a SCRAM verifier, see scram.ts) as its password through a
+ * --pwfile in the socket directory (the cluster user's alone), removed right after.
+ */
+export const initdb = (dataDir: string, user: ClusterUser, binDir: string, superuserVerifier: string, options: InitdbOptions = {}) =>
   Effect.gen(function*() {
-    const { pg } = clusterPaths(path.resolve(dataDir))
+    const { pg, socketDir } = clusterPaths(path.resolve(dataDir))
     const exists = yield* Effect.promise(() => fs.access(path.join(pg, "PG_VERSION")).then(() => true, () => false))
     if (exists) return false
     const leftovers = yield* io(`readdir ${pg}`, () => fs.readdir(pg))
     for (const name of leftovers) yield* io(`rm ${name}`, () => fs.rm(path.join(pg, name), { recursive: true, force: true }))
-    const args = ["-D", pg, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8"]
+    const pwfile = path.join(socketDir, "initdb.pw")
+    yield* writePrivate(pwfile, `${superuserVerifier}\n`, user)
+    const args = ["-D", pg, "-U", "postgres", "--auth=scram-sha-256", `--pwfile=${pwfile}`, "-E", "UTF8", "--locale=C.UTF-8"]
     if (options.noSync) args.push("--no-sync")
-    yield* run(path.join(binDir, "initdb"), args, user)
+    yield* run(path.join(binDir, "initdb"), args, user).pipe(
+      Effect.ensuring(Effect.promise(() => fs.rm(pwfile, { force: true }))),
+    )
     return true
   })
+
+/** Password (scram-sha-256) for every connection, local or loopback; no `trust`, no `peer`, no replication. */
+export const HBA_CONF = `# Written by sagews on every start (src/db/cluster.ts); edits here are overwritten.
+# TYPE  DATABASE  USER  ADDRESS       METHOD
+local   all       all                 scram-sha-256
+host    all       all   127.0.0.1/32  scram-sha-256
+host    all       all   ::1/128       scram-sha-256
+`
+
+/** Replaces pg_hba.conf with ours (HBA_CONF): also what closes a cluster that an older version made with `trust`. */
+export const writeHba = (dataDir: string, user: ClusterUser) =>
+  writePrivate(path.join(clusterPaths(path.resolve(dataDir)).pg, "pg_hba.conf"), HBA_CONF, user)

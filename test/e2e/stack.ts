@@ -59,7 +59,6 @@ export const makeStack = async (options: { readonly backends?: number; readonly 
   const ports = {
     front: await freePorts(1),
     postgres: await freePorts(1),
-    memcached: await freePorts(1),
     nginx: await freePorts(1),
     backends: await freePorts(backends),
     workers: await freePorts(workers),
@@ -70,7 +69,6 @@ export const makeStack = async (options: { readonly backends?: number; readonly 
     SAGEWS_PORT: String(ports.front),
     SAGEWS_POSTGRES_PORT: String(ports.postgres),
     SAGEWS_POSTGRES_FAST_INIT: "true",
-    SAGEWS_CACHE_PORT: String(ports.memcached),
     SAGEWS_NGINX_PORT: String(ports.nginx),
     SAGEWS_BACKENDS_COUNT: String(backends),
     SAGEWS_BACKENDS_BASE_PORT: String(ports.backends),

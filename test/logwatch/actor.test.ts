@@ -1,4 +1,5 @@
-// logwatchSpec under the process actor: ready on its socket, ships, SIGKILL reported as Killed, SIGTERM as Shutdown.
+// logwatchSpec under the process actor: ready on its socket, ships, SIGKILL reported as Killed, SIGTERM as Shutdown;
+// told the database with the password in its environment, never on its (world-readable) command line.
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { Effect, Exit, Scope } from "effect"
@@ -24,13 +25,16 @@ it("runs under the process actor: ready on its socket, ships, restarts from its 
   const db = await TestCluster.create(dataDir)
   cluster = db
   await db.start()
-  const spec = logwatchSpec({ dataDir, dbUrl: db.url, host: "h1" })
+  const spec = logwatchSpec({ dataDir, db: { port: db.port }, host: "h1" })
   const file = path.join(dataDir, "log", "worker:1.log")
   const count = async () => Number((await db.query<{ n: string }>("SELECT count(*) AS n FROM log WHERE component = 'worker:1'"))[0]?.n)
 
   const scope1 = await Effect.runPromise(Scope.make())
   scopes.push(scope1)
   const first = await Effect.runPromise(Scope.provide(scope1)(spec.start))
+  const { password } = new URL(db.url)
+  expect(await fs.readFile(`/proc/${first.pid}/cmdline`, "utf8")).not.toContain(password)
+  expect((await fs.readFile(`/proc/${first.pid}/environ`, "utf8")).split("\0")).toContain(`PGPASSWORD=${password}`)
   await fs.appendFile(file, "one\ntwo\n")
   await waitFor("2 rows", async () => (await count()) === 2)
   process.kill(first.pid ?? 0, "SIGKILL")

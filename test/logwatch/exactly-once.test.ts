@@ -8,7 +8,6 @@ import { afterEach, expect, it } from "vitest"
 import { logwatchSpec } from "../../actors/logwatch.ts"
 import { postgresSpec } from "../../actors/postgres.ts"
 import { formatExit } from "../../supervisors/exit.ts"
-import { localUrl } from "../../src/db/url.ts"
 import { freePort, leftoverProcesses, sleep, type Started, startSpec, tempDataDir, TestCluster, waitFor } from "./fixture.ts"
 
 const COMPONENTS = ["alpha", "beta", "gamma", "delta"]
@@ -46,7 +45,7 @@ it("100,000 lines, rotations, logwatch SIGKILLed twice, PostgreSQL restarted onc
   dataDir = await tempDataDir()
   const port = await freePort()
   const pgSpec = postgresSpec({ dataDir, port, fastInit: true })
-  const lwSpec = logwatchSpec({ dataDir, dbUrl: localUrl(port), host: "test" })
+  const lwSpec = logwatchSpec({ dataDir, db: { port }, host: "test" })
   let postgres = await start(pgSpec)
   let logwatch: Started | undefined = await start(lwSpec)
 
@@ -91,7 +90,7 @@ it("100,000 lines, rotations, logwatch SIGKILLed twice, PostgreSQL restarted onc
   for (const fd of fds.values()) fs.closeSync(fd)
   expect(seq).toBe(TOTAL)
 
-  const db = new TestCluster(dataDir, port)
+  const db = await TestCluster.of(dataDir, port)
   const count = async () =>
     Number((await db.query<{ n: string }>("SELECT count(*) AS n FROM log WHERE component = ANY($1)", [COMPONENTS]))[0]?.n)
   await waitFor(`${TOTAL} rows`, async () => (await count()) >= TOTAL, 60_000)

@@ -10,10 +10,11 @@ import * as path from "node:path"
 import { Effect, Exit, Scope } from "effect"
 import type { ChildSpec, Running } from "../../supervisors/child.ts"
 import pg from "pg"
-import { clusterPaths, ensureSystemUser, findBinDir, initdb, prepareDirs } from "../../src/db/cluster.ts"
-import { ensureDatabase } from "../../src/db/client.ts"
+import { prepareCluster, prepareOwnDatabase } from "../../actors/postgres.ts"
+import { childDb } from "../../actors/childdb.ts"
+import { clusterPaths } from "../../src/db/cluster.ts"
+import { clusterCredentials, type ClusterCredentials } from "../../src/db/credentials.ts"
 import { processesIn } from "../../src/db/leftovers.ts"
-import { migrate } from "../../src/db/migrate.ts"
 import { localUrl } from "../../src/db/url.ts"
 import { livingProcesses } from "../../actors/procstat.ts"
 import { freePort } from "../ports.ts"
@@ -45,46 +46,55 @@ export const waitFor = async <A>(what: string, check: () => Promise<A | undefine
   throw new Error(`timed out waiting for ${what}${lastError ? `: ${String(lastError)}` : ""}`)
 }
 
-/** A cluster started and stopped by hand (not through the supervision tree). */
+/**
+ * A cluster started and stopped by hand (not through the supervision tree), prepared as the postgres actor does;
+ * `url` is the service role's (the one the backends and logwatch use), `credentials` are read from the data dir.
+ */
 export class TestCluster {
   process: ChildProcess | undefined
   readonly dataDir: string
   readonly port: number
-  constructor(dataDir: string, port: number) {
+  private credentials: ClusterCredentials | undefined
+  constructor(dataDir: string, port: number, credentials?: ClusterCredentials) {
     this.dataDir = dataDir
     this.port = port
+    this.credentials = credentials
+  }
+  /** A cluster of a data dir whose passwords exist already (the actor started it, or `create` did). */
+  static async of(dataDir: string, port: number): Promise<TestCluster> {
+    return new TestCluster(dataDir, port, await clusterCredentials(dataDir))
+  }
+  private get roles(): ClusterCredentials {
+    if (this.credentials === undefined) throw new Error("TestCluster: use TestCluster.of or TestCluster.create, which read the passwords")
+    return this.credentials
   }
   get url(): string {
-    return localUrl(this.port)
+    return localUrl(this.port, this.roles.service)
+  }
+  get superuserUrl(): string {
+    return localUrl(this.port, this.roles.superuser)
   }
 
   static async create(dataDir: string): Promise<TestCluster> {
-    const cluster = new TestCluster(dataDir, await freePort())
-    await Effect.runPromise(Effect.gen(function*() {
-      const user = yield* ensureSystemUser
-      yield* prepareDirs(dataDir, user)
-      yield* initdb(dataDir, user, yield* findBinDir(), { noSync: true })
-    }))
-    return cluster
+    const prepared = await Effect.runPromise(prepareCluster(dataDir, { fastInit: true }))
+    return new TestCluster(dataDir, await freePort(), prepared.credentials)
   }
 
   async start(): Promise<void> {
-    const user = await Effect.runPromise(ensureSystemUser)
-    const bin = await Effect.runPromise(findBinDir())
+    const { user, binDir, credentials } = await Effect.runPromise(prepareCluster(this.dataDir, { fastInit: true }))
+    this.credentials = credentials
     const p = clusterPaths(this.dataDir)
     const log = fs.openSync(path.join(this.dataDir, "postgres-test.out"), "a")
     this.process = spawn(
-      path.join(bin, "postgres"),
+      path.join(binDir, "postgres"),
       ["-D", p.pg, "-p", String(this.port), "-k", p.socketDir, "-c", "listen_addresses=127.0.0.1"],
       { uid: user.uid, gid: user.gid, stdio: ["ignore", log, log], detached: true },
     )
     fs.closeSync(log)
-    const url = this.url
     await waitFor("postgres to accept connections", async () => {
-      await Effect.runPromise(ensureDatabase(url, { connectTimeout: 500 }))
+      await Effect.runPromise(prepareOwnDatabase(this.port, credentials))
       return true
     })
-    await Effect.runPromise(migrate(url))
   }
 
   /** SIGINT (fast shutdown) or SIGKILL; waits for the postmaster and every backend to be gone. */
@@ -128,14 +138,18 @@ export const startSpec = async (spec: ChildSpec): Promise<Started> => {
   return { running: exit.value, stop }
 }
 
-/** logwatch as a child process; its stdout goes to <data>/log/logwatch.log as the process actor would write it. */
+/**
+ * logwatch as a child process, given the database as the actor gives it (the password in its environment); its
+ * stdout goes to <data>/log/logwatch.log as the process actor would write it.
+ */
 export const startLogwatch = (dataDir: string, dbUrl: string, host = "test"): ChildProcess => {
   const out = fs.openSync(path.join(dataDir, "log", "logwatch.log"), "a")
   const err = fs.openSync(path.join(dataDir, "logwatch.stderr"), "a")
+  const db = childDb(dbUrl)
   const child = spawn(
     process.execPath,
-    [path.join(ROOT, "src/logwatch/main.ts"), "--data", dataDir, "--db", dbUrl, "--host", host],
-    { stdio: ["ignore", out, err] },
+    [path.join(ROOT, "src/logwatch/main.ts"), "--data", dataDir, "--db", db.url, "--host", host],
+    { stdio: ["ignore", out, err], env: { ...process.env, ...db.env } },
   )
   fs.closeSync(out)
   fs.closeSync(err)

@@ -9,7 +9,6 @@ import { logwatchSpec } from "../../actors/logwatch.ts"
 import { postgresSpec } from "../../actors/postgres.ts"
 import type { ChildStatus } from "../../supervisors/child.ts"
 import { make as makeSupervisor, type SupervisorHandle } from "../../supervisors/supervisor.ts"
-import { localUrl } from "../../src/db/url.ts"
 import { freePort, leftoverProcesses, sleep, tempDataDir, TestCluster, waitFor } from "./fixture.ts"
 
 const LINES = 20_000
@@ -50,7 +49,7 @@ it("heals SIGKILLed postgres and logwatch; every line shipped exactly once", asy
     backoff: { initial: "50 millis", max: "500 millis" },
     children: [
       postgresSpec({ dataDir, port, fastInit: true }),
-      logwatchSpec({ dataDir, dbUrl: localUrl(port), host: "test" }),
+      logwatchSpec({ dataDir, db: { port }, host: "test" }),
     ],
   })))
   const file = path.join(dataDir, "log", "app.log")
@@ -63,7 +62,7 @@ it("heals SIGKILLed postgres and logwatch; every line shipped exactly once", asy
     fs.appendFileSync(file, text)
     await sleep(50)
   }
-  const db = new TestCluster(dataDir, port)
+  const db = await TestCluster.of(dataDir, port)
   const counts = async () =>
     (await db.query<{ n: string; d: string }>("SELECT count(*) AS n, count(DISTINCT msg) AS d FROM log WHERE component = 'app'"))[0]
   await waitFor(`${LINES} rows`, async () => Number((await counts())?.n) >= LINES, 60_000)

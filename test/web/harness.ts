@@ -6,11 +6,12 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect, Exit, Scope } from "effect"
 import { haproxySpec } from "../../actors/haproxy.ts"
-import { memcachedSpec } from "../../actors/memcached.ts"
+import { childDb } from "../../actors/childdb.ts"
+import { memcachedSocket, memcachedSpec } from "../../actors/memcached.ts"
 import { nginxSpec } from "../../actors/nginx.ts"
 import { postgresSpec } from "../../actors/postgres.ts"
 import type { ChildSpec } from "../../supervisors/child.ts"
-import { localUrl } from "../../src/db/url.ts"
+import { serviceUrl } from "../../src/db/credentials.ts"
 import { livingProcesses } from "../../actors/procstat.ts"
 import { freePort } from "../ports.ts"
 export { freePort }
@@ -32,8 +33,8 @@ export interface Program {
   stop(signal?: NodeJS.Signals): Promise<number | null>
 }
 
-const program = (args: ReadonlyArray<string>, port: number): Program => {
-  const proc = spawn(process.execPath, [...args], { stdio: ["ignore", "pipe", "pipe"] })
+const program = (args: ReadonlyArray<string>, port: number, env: Readonly<Record<string, string>> = {}): Program => {
+  const proc = spawn(process.execPath, [...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } })
   const logs: Array<string> = []
   const watchers = new Set<() => void>()
   const onData = (chunk: Buffer): void => {
@@ -87,7 +88,8 @@ export interface WebStack {
   readonly dataDir: string
   readonly workers: Array<Program>
   readonly backends: Array<Program>
-  readonly cachePort: number | undefined
+  /** memcached's unix socket, when the stack has a cache */
+  readonly cacheSocket: string | undefined
   /** memcached's pid while it runs */
   cachePid(): number | undefined
   readonly dbUrl: string | undefined
@@ -136,12 +138,12 @@ export const startWebStack = async (o: WebStackOptions = {}): Promise<WebStack> 
       const port = await freePort()
       const pg = await startSpec(postgresSpec({ dataDir, port, fastInit: true }))
       stoppers.push(pg.stop)
-      dbUrl = localUrl(port)
+      dbUrl = await serviceUrl(dataDir, { port })
     }
-    let cachePort: number | undefined
+    let cacheSocket: string | undefined
     if (o.cache === true) {
-      cachePort = await freePort()
-      cache = await startSpec(memcachedSpec({ dataDir, port: cachePort, memoryMb: 16 }))
+      cacheSocket = memcachedSocket(dataDir)
+      cache = await startSpec(memcachedSpec({ dataDir, memoryMb: 16 }))
     }
     const workerCount = o.workers ?? 1
     const workerPorts: Array<number> = []
@@ -166,9 +168,11 @@ export const startWebStack = async (o: WebStackOptions = {}): Promise<WebStack> 
       const port = await freePort()
       const id = `backend:${backends.length + 1}`
       const args = [BACKEND_MAIN, "--data", dataDir, "--port", String(port), "--id", id, "--workers", workerPorts.map((p) => `127.0.0.1:${p}`).join(","), "--config", join(dataDir, "backend.json")]
-      if (dbUrl !== undefined) args.push("--db", dbUrl)
-      if (cachePort !== undefined) args.push("--cache", `127.0.0.1:${cachePort}`, "--cache-ttl", "60")
-      const backend = program(args, port)
+      // as the backend actor does it: the URL on the command line, its password in the environment
+      const db = dbUrl !== undefined ? childDb(dbUrl) : undefined
+      if (db !== undefined) args.push("--db", db.url)
+      if (cacheSocket !== undefined) args.push("--cache", cacheSocket, "--cache-ttl", "60")
+      const backend = program(args, port, db?.env)
       backends.push(backend)
       stoppers.push(() => backend.stop())
       for (let i = 1; i <= workerCount; i++) await backend.waitFor(new RegExp(`connected to worker:${i} `))
@@ -187,7 +191,7 @@ export const startWebStack = async (o: WebStackOptions = {}): Promise<WebStack> 
       stoppers.push(haproxy.stop)
     }
     return {
-      dataDir, workers, backends, cachePort, dbUrl, frontPort,
+      dataDir, workers, backends, cacheSocket, dbUrl, frontPort,
       backendUrl: (i = 0) => `http://127.0.0.1:${backends[i]?.port ?? 0}`,
       frontUrl: () => `http://127.0.0.1:${frontPort ?? 0}`,
       startBackend,
