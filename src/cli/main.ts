@@ -1,4 +1,4 @@
-// The `sagews` command line: init, start, stop, status, restart, logs, config check.
+// The `sagews` command line: init, start, stop, status, restart, logs, config check, eval, doctor.
 // Exit codes: 0 done, 1 failed or not running, 2 bad usage or bad configuration.
 import { ConfigError, frontUrl, loadConfig } from "../config/load.ts"
 import { serviceUrl } from "../db/credentials.ts"
@@ -20,6 +20,7 @@ commands:
   logs [ID] [-f] [--since 10m]  the shipped log from PostgreSQL
   config check               validate the configuration and print it
   eval CODE [--kernel K]     run CODE once (K: sage, the default, or python) through the HTTP API; --json for the raw reply
+  doctor                     check what the session sandbox relies on here: root, cgroups, namespaces, seccomp, sysctls, secrets
 
 options for every command:
   --data DIR      the data directory (default ./data, or SAGEWS_DATA)
@@ -101,6 +102,11 @@ const main = async (argv: ReadonlyArray<string>): Promise<number> => {
       expectArgs(1, "the code to run, as one argument")
       const { evalCommand } = await import("./eval.ts")
       return evalCommand({ url: frontUrl(config()), code: rest[0]!, kernel: values.kernel ?? "sage", json: values.json ?? false, out, err: (s) => process.stderr.write(s + "\n") })
+    }
+    case "doctor": {
+      expectArgs(0, "no arguments")
+      const { doctorCommand } = await import("./doctor.ts")
+      return doctorCommand(dataDir, out)
     }
     case "config": {
       if (rest[0] !== "check" || rest.length !== 1) throw new UsageError(`config expects "check", got ${JSON.stringify(rest.join(" "))}`)

@@ -18,6 +18,7 @@ const PACKAGES = [
   "python3-sympy",
   "python3-numpy",
   "python3-matplotlib",
+  "python3-seccomp",
   "sagemath",
   "tini",
   "iproute2",

@@ -31,6 +31,11 @@ export const WORKER_DEFAULTS = {
     /** CPU seconds per process (SIGXCPU, then SIGKILL a second later) */
     cpu: 3600,
   },
+  /**
+   * MiB and inodes of a contained session's private filesystems (root): its home, and each of /tmp, /var/tmp and
+   * /dev/shm. They are tmpfs, so what a session writes there counts against its memory limit too.
+   */
+  disk: { home: 512, tmp: 256, inodes: 65_536 },
   /** open files, processes (per session uid: stops fork bombs), bytes per file written */
   nofile: 1024,
   nproc: 64,
@@ -74,6 +79,7 @@ export const WorkerConfig = z
     maxSessions: z.number().int().positive(),
     maxSessionsPerUser: z.number().int().positive(),
     limits: Limits,
+    disk: z.object({ home: z.number().int().min(1), tmp: z.number().int().min(1), inodes: z.number().int().min(64) }).strict(),
     nofile: z.number().int().min(16),
     nproc: z.number().int().min(4),
     fsize: z.number().int().positive(),
@@ -98,6 +104,7 @@ export const makeWorkerConfig = (overrides: Record<string, unknown>): WorkerConf
     python: "/usr/bin/python3",
     ...overrides,
     limits: { ...WORKER_DEFAULTS.limits, ...(overrides["limits"] as object | undefined) },
+    disk: { ...WORKER_DEFAULTS.disk, ...(overrides["disk"] as object | undefined) },
     uidRange: overrides["uidRange"] ?? defaultUidRange(typeof overrides["id"] === "string" ? overrides["id"] : "worker:1"),
   }
   const parsed = WorkerConfig.safeParse(merged)

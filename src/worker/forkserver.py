@@ -1,9 +1,11 @@
 #!/usr/bin/python3
 # Kernel forkserver: imports one kernel kind's libraries once, warms them with a real computation, then forks
 # session kernels on request. Protocol with the worker: JSON lines, commands on stdin, events on stdout.
-#   worker -> forkserver: {"type":"spawn","n":1}
-#   forkserver -> worker: {"type":"ready",...} {"type":"spawned","pid"} {"type":"exited","pid","code"|"signal"}
-# Each forked child connects to the worker's kernel socket itself (see kernel.py: child_main).
+#   worker -> forkserver: {"type":"spawn","kernels":[{"tag","cgroup":[cgroup.procs files]}]}
+#   forkserver -> worker: {"type":"ready",...} {"type":"spawned","pid","tag"} {"type":"exited","pid","code"|"signal"}
+# Each forked child connects to the worker's kernel socket itself (see kernel.py: child_main). With --contain
+# (root), each child is a session container (container.py): the pid reported is its holder's, whose exit is
+# the kernel's.
 import argparse
 import json
 import os
@@ -22,7 +24,9 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--kind", choices=["sage", "python"], required=True)
     parser.add_argument("--socket", required=True)
+    parser.add_argument("--contain", help="JSON: the container of every session (container.py: view)")
     args = parser.parse_args()
+    contain = json.loads(args.contain) if args.contain else None
 
     # Events go out on a private copy of fd 1; fd 1 itself becomes stderr so that a library printing at
     # import time can never corrupt the protocol.
@@ -39,6 +43,10 @@ def main():
     t0 = time.monotonic()
     import kernel
 
+    if contain is not None:
+        import container
+
+        container.prepare_filter()
     kernel.load(args.kind)
     t1 = time.monotonic()
     kernel.warm()
@@ -76,20 +84,25 @@ def main():
             else:
                 emit({"type": "exited", "pid": pid, "code": os.WEXITSTATUS(status)})
 
-    def spawn():
+    def spawn(spec):
+        tag = str(spec.get("tag", ""))
         pid = os.fork()
         if pid == 0:
             try:
                 signal.set_wakeup_fd(-1)
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                kernel.child_main(args.socket, args.kind)
+                os.closerange(3, 65536)  # nothing of the forkserver's (its stdin, its events) goes with a session
+                if contain is None:
+                    kernel.child_main(args.socket, args.kind, tag, None)
+                else:
+                    container.hold({**contain, "cgroup": spec.get("cgroup", [])}, lambda: kernel.child_main(args.socket, args.kind, tag, contain))
             except BaseException:  # noqa: B902 - a child must never return into the forkserver's loop
                 import traceback
 
                 traceback.print_exc()
             finally:
                 os._exit(70)
-        emit({"type": "spawned", "pid": pid})
+        emit({"type": "spawned", "pid": pid, "tag": tag})
 
     while True:
         ready, _, _ = select.select([stdin, wake_r], [], [])
@@ -110,8 +123,8 @@ def main():
                     continue
                 command = json.loads(line)
                 if command.get("type") == "spawn":
-                    for _ in range(int(command.get("n", 1))):
-                        spawn()
+                    for spec in command.get("kernels", []):
+                        spawn(spec)
         reap()
 
 

@@ -5,6 +5,7 @@ import { mkdirSync } from "node:fs"
 import { join } from "node:path"
 import type { Socket } from "node:net"
 import type { KernelKind } from "../protocol/worker.ts"
+import type { SessionCgroup, WorkerCgroups } from "./cgroups.ts"
 import type { WorkerConfig } from "./config.ts"
 import { readLines, writeLine, type LineMessage } from "./lines.ts"
 import { log } from "./log.ts"
@@ -18,20 +19,46 @@ export class KernelConn {
   handler: ((message: LineMessage) => void) | undefined
   onClose: (() => void) | undefined
   closed = false
-  /** host pid (signals, process group) and pid inside the forkserver's pid namespace (its exit reports) */
+  /** host pid of the kernel (signals, its process group) */
   readonly pid: number
-  readonly nspid: number
+  /** names the fork it came from (the forkserver's spawn request) */
+  readonly tag: string
   readonly kind: KernelKind
   readonly socket: Socket
-  constructor(pid: number, nspid: number, kind: KernelKind, socket: Socket) {
+  /** contained: its session's cgroup, made with it; the session that takes the kernel owns it */
+  cgroup: SessionCgroup | undefined
+  constructor(pid: number, tag: string, kind: KernelKind, socket: Socket) {
     this.pid = pid
-    this.nspid = nspid
+    this.tag = tag
     this.kind = kind
     this.socket = socket
   }
   send(message: unknown): void {
     writeLine(this.socket, message)
   }
+}
+
+/** What every session container of a forkserver shares (container.py: view, hold). */
+export interface ContainSpec {
+  readonly network: "isolated" | "host"
+  /** MiB and inodes of each private tmpfs (/tmp, /var/tmp, /dev/shm) and of the home */
+  readonly tmpMiB: number
+  readonly homeMiB: number
+  readonly inodes: number
+  /** host directories a session must not see (the data directory: secrets, sockets, logs) */
+  readonly hide: ReadonlyArray<string>
+}
+
+/** ms between tries to remove a cgroup whose last processes are still exiting */
+const CGROUP_RETRY_MS = 50
+const CGROUP_TRIES = 100
+
+/** Removes a cgroup once its processes are gone (killing what is left), without blocking the caller. */
+export const removeWhenEmpty = (cgroup: SessionCgroup, tries = CGROUP_TRIES): void => {
+  if (cgroup.remove()) return
+  cgroup.kill()
+  if (tries <= 0) return log("error", `cgroup ${cgroup.name} still has processes ${cgroup.procs().join(" ")}; left in place`)
+  setTimeout(() => removeWhenEmpty(cgroup, tries - 1), CGROUP_RETRY_MS).unref()
 }
 
 export type ChildExit = { readonly code: number } | { readonly signal: string }
@@ -56,8 +83,11 @@ export class KernelPool {
   private idle: Array<KernelConn> = []
   private waiters: Array<(conn: KernelConn) => void> = []
   private unconnected = 0
-  /** forked kernels by namespace pid -> host pid (0 until the kernel said hello) */
-  private children = new Map<number, number>()
+  private tags = 0
+  /** the forkserver's children (in its pid namespace) -> the tag of their spawn */
+  private children = new Map<number, string>()
+  /** every fork not yet reaped, by tag: its cgroup, and its kernel's host pid once it said hello (0 before) */
+  private forks = new Map<string, { pid: number; cgroup: SessionCgroup | undefined; taken: boolean }>()
   private readyWaiters: Array<() => void> = []
   ready = false
   lastFailure: string | undefined
@@ -66,12 +96,15 @@ export class KernelPool {
   private readonly config: WorkerConfig
   private readonly socketPath: string
   private readonly events: PoolEvents
+  /** root: every kernel is a session container with a cgroup of its own (container.py, cgroups.ts) */
+  private readonly containers: { readonly spec: ContainSpec; readonly cgroups: WorkerCgroups | undefined } | undefined
 
-  constructor(config: WorkerConfig, kind: KernelKind, socketPath: string, events: PoolEvents) {
+  constructor(config: WorkerConfig, kind: KernelKind, socketPath: string, events: PoolEvents, containers?: KernelPool["containers"]) {
     this.config = config
     this.kind = kind
     this.socketPath = socketPath
     this.events = events
+    this.containers = containers
   }
 
   get pid(): number | undefined {
@@ -89,7 +122,8 @@ export class KernelPool {
   launch(): Promise<Incarnation> {
     const home = join(this.config.dataDir, "run", `${this.config.id.replace(/[^\w.-]/g, "_")}.${this.kind}.home`)
     mkdirSync(home, { recursive: true, mode: 0o700 })
-    const python = [this.config.python, FORKSERVER_PY, "--kind", this.kind, "--socket", this.socketPath]
+    const contain = this.containers !== undefined ? ["--contain", JSON.stringify(this.containers.spec)] : []
+    const python = [this.config.python, FORKSERVER_PY, "--kind", this.kind, "--socket", this.socketPath, ...contain]
     // As root the forkserver is init of its own pid namespace (and, isolated, of a network namespace with only a
     // loopback that is down): when it dies, the kernel kills everything in it, orphans of user code included;
     // setpriv --pdeathsig ties the namespace to the worker's life even when the worker is SIGKILLed.
@@ -132,8 +166,12 @@ export class KernelPool {
       child.on("exit", (code, signal) => {
         const why = signal !== null ? `killed by ${signal}` : `exit ${code}`
         this.lastFailure = stderrTail.length > 0 ? `${why}: ${stderrTail.at(-1)}` : why
-        const pids = [...this.children.values()].filter((pid) => pid !== 0)
+        const forks = [...this.forks.values()]
+        const pids = forks.filter((f) => f.pid !== 0).map((f) => f.pid)
+        // the pid namespace went with the forkserver: the cgroups of kernels no session took are empty, or soon
+        for (const f of forks) if (!f.taken && f.cgroup !== undefined) removeWhenEmpty(f.cgroup)
         this.children.clear()
+        this.forks.clear()
         this.ready = false
         this.unconnected = 0
         for (const conn of this.idle) conn.socket.destroy()
@@ -158,16 +196,21 @@ export class KernelPool {
         this.topUp()
         return
       case "spawned":
-        if (typeof message["pid"] === "number") this.children.set(message["pid"], 0)
+        if (typeof message["pid"] === "number" && typeof message["tag"] === "string") this.children.set(message["pid"], message["tag"])
         return
       case "exited": {
         const pid = message["pid"]
         if (typeof pid !== "number") return
-        const host = this.children.get(pid)
+        const tag = this.children.get(pid)
         this.children.delete(pid)
+        const fork = tag !== undefined ? this.forks.get(tag) : undefined
+        if (tag !== undefined) this.forks.delete(tag)
         const exit: ChildExit = typeof message["signal"] === "string" ? { signal: message["signal"] } : { code: Number(message["code"]) }
-        if (host !== undefined && host !== 0) this.events.onExit(host, exit)
-        if (host === 0) {
+        if (fork === undefined) return
+        // a kernel no session took (idle, or never connected): its cgroup is ours to remove
+        if (!fork.taken && fork.cgroup !== undefined) removeWhenEmpty(fork.cgroup)
+        if (fork.pid !== 0) this.events.onExit(fork.pid, exit)
+        else {
           // It died before connecting back: fork a replacement, after a pause in case it keeps happening.
           log("warn", `a ${this.kind} kernel died before connecting`, { exit })
           this.unconnected = Math.max(0, this.unconnected - 1)
@@ -180,8 +223,11 @@ export class KernelPool {
 
   /** A kernel of this kind said hello over the kernel socket. */
   deliver(conn: KernelConn): void {
+    const fork = this.forks.get(conn.tag)
+    if (fork === undefined || fork.pid !== 0) return void conn.socket.destroy() // not a fork of ours, or a second hello
     this.unconnected = Math.max(0, this.unconnected - 1)
-    if (this.children.has(conn.nspid)) this.children.set(conn.nspid, conn.pid)
+    fork.pid = conn.pid
+    conn.cgroup = fork.cgroup
     conn.onClose = () => {
       this.idle = this.idle.filter((c) => c !== conn)
       setTimeout(() => this.topUp(), REFILL_PAUSE).unref()
@@ -207,6 +253,7 @@ export class KernelPool {
     const conn = this.idle.shift()
     if (conn !== undefined) {
       conn.onClose = undefined
+      this.take(conn)
       this.topUp()
       return conn
     }
@@ -214,7 +261,14 @@ export class KernelPool {
     this.topUp()
     const taken = await got
     taken.onClose = undefined
+    this.take(taken)
     return taken
+  }
+
+  /** From here on the session owns the kernel's cgroup (and removes it once the session is over). */
+  private take(conn: KernelConn): void {
+    const fork = this.forks.get(conn.tag)
+    if (fork !== undefined) fork.taken = true
   }
 
   private topUp(): void {
@@ -222,7 +276,13 @@ export class KernelPool {
     const want = this.config.pool + this.waiters.length - this.idle.length - this.unconnected
     if (want <= 0) return
     this.unconnected += want
-    writeLine(this.child!.stdin!, { type: "spawn", n: want })
+    const kernels = Array.from({ length: want }, () => {
+      const tag = `${this.kind}${++this.tags}`
+      const cgroup = this.containers?.cgroups?.create()
+      this.forks.set(tag, { pid: 0, cgroup, taken: false })
+      return { tag, cgroup: cgroup?.procsFiles ?? [] }
+    })
+    writeLine(this.child!.stdin!, { type: "spawn", kernels })
   }
 
   /** Kills the current incarnation; its kernels die with it (its pid namespace goes). */

@@ -27,6 +27,10 @@ export interface KernelSetup {
   readonly nofile: number
   readonly nproc: number
   readonly fsize: number
+  /** the kernel is a session container (root): it locks itself down (no_new_privs, seccomp) after its uid */
+  readonly contained: boolean
+  /** contained: MiB of its private home and of its /tmp (for the message when one is full) */
+  readonly disk: { readonly disk: number; readonly tmp: number } | undefined
 }
 
 
@@ -77,11 +81,12 @@ export class KernelSession extends Session {
       const gid = setup.uid
       this.conn.send({
         type: "setup",
+        contained: setup.contained,
         uid: setup.uid ?? null,
         gid: gid ?? null,
         home: this.home,
         env: setup.env,
-        limits: { memory: this.limits.memory, cpu: this.limits.cpu, nofile: setup.nofile, nproc: setup.nproc, fsize: setup.fsize },
+        limits: { memory: this.limits.memory, cpu: this.limits.cpu, nofile: setup.nofile, nproc: setup.nproc, fsize: setup.fsize, ...setup.disk },
       })
     }).then(() => {
       this.conn.onClose = () => this.connClosed()
@@ -148,7 +153,7 @@ export class KernelSession extends Session {
     setTimeout(() => {
       if (this.endReason !== undefined || processGone(this.pid)) return
       this.endReason = { _tag: "Crashed", detail: "the kernel's connection to the worker closed" }
-      this.signalGroup("SIGKILL")
+      this.killAll()
     }, DEAF_AFTER).unref()
     // The exit status (from the forkserver) normally follows within milliseconds; it names the reason.
     setTimeout(() => void this.processExited({ _tag: "Crashed", detail: "the kernel closed its connection" }), EXIT_STATUS_WAIT).unref()

@@ -12,6 +12,7 @@ import sys
 import threading
 import traceback
 
+import container
 import display
 import interact
 import sandbox
@@ -144,6 +145,8 @@ class Kernel:
         self.nproc = setup.get("limits", {}).get("nproc")
         self.ns = BASE_NS
         self.memory_mib = setup.get("limits", {}).get("memory")
+        self.disk_mib = setup.get("limits", {}).get("disk")
+        self.tmp_mib = setup.get("limits", {}).get("tmp")
         self.pipes = OutputPipes(channel)
         display.bind(self.emit)
         interact.bind(self.emit, self.ns)
@@ -196,6 +199,8 @@ class Kernel:
             evalue = f"the session's memory limit was reached ({self.memory_mib} MiB above the kernel): OutOfMemory"
         elif isinstance(error, OSError) and error.errno == 27:
             evalue = f"{error} (the session's file size limit was reached)"
+        elif isinstance(error, OSError) and error.errno == 28 and self.disk_mib is not None:
+            evalue = f"{error} (the session's private disk is full: its home holds {self.disk_mib} MiB, /tmp {self.tmp_mib} MiB)"
         elif isinstance(error, BlockingIOError) and error.errno == 11:
             evalue = f"{error} (the session's limit of {self.nproc} processes may have been reached)"
         self.emit({"kind": "error", "ename": type(error).__name__, "evalue": evalue, "traceback": lines})
@@ -229,18 +234,22 @@ class Kernel:
                 os._exit(0)
 
 
-def child_main(socket_path, kind):
-    """Runs in a freshly forked child: own group, dies with the forkserver, holds none of its descriptors."""
+def child_main(socket_path, kind, tag, contain):
+    """Runs in a freshly forked child (in a container: its pid 2): own group, holds none of the forkserver's
+    descriptors, dies with its parent. It connects to the worker, then (contained) builds its private view,
+    which hides the kernel socket's directory among others."""
     os.setsid()
     sandbox.die_with_parent()
     devnull = os.open("/dev/null", os.O_RDWR)
     os.dup2(devnull, 0)
     os.closerange(3, 65536)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.connect(socket_path)
+    # The host's /proc, still: it names our host pid (and our init's) for the worker's signals.
+    pid, init = container.host_pids()
+    sock = container.connect(socket_path)
     channel = Channel(sock)
-    # In the forkserver's pid namespace getpid() is namespace-local; /proc (the host's) names our host pid.
-    channel.send({"type": "hello", "pid": int(os.readlink("/proc/self")), "nspid": os.getpid(), "kind": kind})
+    if contain is not None:
+        container.view(contain)
+    channel.send({"type": "hello", "pid": pid, "init": init if contain is not None else None, "tag": tag, "kind": kind})
     setup = channel.receive()
     try:
         sandbox.apply(setup)

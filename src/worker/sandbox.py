@@ -1,6 +1,6 @@
 # Sandbox of one session kernel, applied in the forked child before any user code runs:
-# private home (0700), rlimits, a fresh uid with no supplementary groups, a clean environment.
-# The network namespace is the forkserver's (it runs under `unshare --net` when configured).
+# private home (0700), rlimits, a fresh uid with no supplementary groups, a clean environment, and (contained,
+# as root) no_new_privs and the seccomp filter. The namespaces and the private view are container.py's.
 import ctypes
 import os
 import resource
@@ -29,7 +29,7 @@ def vm_size_bytes():
 
 
 def apply(setup):
-    """setup: {"uid", "gid", "home", "env", "limits": {"memory" MiB, "cpu" s, "nofile", "nproc", "fsize" bytes}}"""
+    """setup: {"uid", "gid", "home", "env", "contained", "limits": {"memory" MiB, "cpu" s, "nofile", "nproc", "fsize" bytes}}"""
     uid = setup.get("uid")
     gid = setup.get("gid")
     home = setup["home"]
@@ -57,6 +57,10 @@ def apply(setup):
         os.setresuid(uid, uid, uid)
         if os.getuid() != uid or os.geteuid() != uid:
             raise PermissionError(f"could not switch to uid {uid}")
+    if setup.get("contained"):
+        import container
+
+        container.lock_down()
     die_with_parent()
     os.chdir(home)
     os.environ.clear()

@@ -4,6 +4,7 @@ import type { EndReason, OutputMessage, SessionKind, WorkerFrame } from "../prot
 import { formatEndReason } from "../protocol/worker.ts"
 import { MAX_FRAME_BYTES } from "../protocol/frames.ts"
 import type { ResolvedLimits } from "./config.ts"
+import type { SessionCgroup } from "./cgroups.ts"
 import { OutputLog } from "./outlog.ts"
 
 /** Where a session's frames go: the backend connection it is attached to. */
@@ -23,7 +24,7 @@ export interface SessionInit {
   readonly killGrace: number
   readonly keepMessages: number
   readonly keepBytes: number
-  /** the supervisor's cleanup (sweep the uid, remove the home); runs once, before `ended` is sent */
+  /** the supervisor's cleanup (wait for its cgroup to empty, remove the home, free the uid); once, before `ended` */
   readonly cleanup: (session: Session) => Promise<void>
 }
 
@@ -64,6 +65,8 @@ export const endMessage = (reason: EndReason, limits: ResolvedLimits): string =>
 export abstract class Session {
   readonly log: OutputLog
   sink: Sink | undefined
+  /** root: the session's own cgroup (its container's processes, limits, OOM count); set before it starts */
+  cgroup: SessionCgroup | undefined
   /** called after each output message (the stateless `run` ends its session on `done`) */
   onOutput: ((id: string | undefined, msg: OutputMessage) => void) | undefined
   readonly startedAt = Date.now()
@@ -148,10 +151,22 @@ export abstract class Session {
     for (const step of steps) {
       if (this.finished) break
       if (step === "exit") this.askToExit()
+      else if (step === "SIGKILL") this.killAll()
       else this.signalGroup(step)
       await Promise.race([this.exited, wait(this.init.killGrace)])
     }
     return this.ended
+  }
+
+  /** whether the kernel's OOM killer has struck in this session */
+  outOfMemory(): boolean {
+    return (this.cgroup?.oomKills() ?? 0) > 0
+  }
+
+  /** SIGKILLs every process of the session wherever it forked to: its cgroup (its container), else its group. */
+  killAll(): void {
+    if (this.cgroup !== undefined) this.cgroup.kill()
+    else this.signalGroup("SIGKILL")
   }
 
   protected signalGroup(signal: NodeJS.Signals): void {
@@ -171,7 +186,8 @@ export abstract class Session {
     this.finished = true
     this.busySince = undefined
     this.exitedResolve?.()
-    const reason = this.endReason ?? natural
+    // The OOM killer's SIGKILL looks like any other: the cgroup tells it apart.
+    const reason = this.endReason ?? (this.outOfMemory() ? { _tag: "OutOfMemory" as const } : natural)
     this.endReason = reason
     await this.init.cleanup(this)
     const frame = { type: "ended" as const, session: this.id, seq: this.log.nextSeq(), reason, message: endMessage(reason, this.limits) }

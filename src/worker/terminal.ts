@@ -1,9 +1,14 @@
-// A terminal session: bash under node-pty with the session's uid, home, rlimits, and its own pid and network
-// namespaces (`setpriv --pdeathsig` -> `unshare` -> `setpriv` (uid) -> `prlimit` -> bash, each exec'ing the next).
+// A terminal session: bash under node-pty. As root it is a session container like a kernel (contain.py: own
+// namespaces, cgroup, private view, the session's uid, rlimits, seccomp); unprivileged, bash under prlimit.
 import { createRequire } from "node:module"
 import { constants } from "node:os"
+import { join } from "node:path"
 import type { IPty } from "node-pty"
+import type { ContainSpec } from "./forkserver.ts"
 import { Session, type SessionInit } from "./session.ts"
+
+const CONTAIN_PY = join(import.meta.dirname, "contain.py")
+const BASH = ["/bin/bash", "--noprofile", "--norc", "-i"]
 
 const require = createRequire(import.meta.url)
 const pty: typeof import("node-pty") = require("node-pty")
@@ -15,7 +20,9 @@ export interface TerminalSetup {
   readonly nofile: number
   readonly nproc: number
   readonly fsize: number
-  readonly isolated: boolean
+  /** root: the container every session of this worker gets */
+  readonly contain: ContainSpec | undefined
+  readonly python: string
   readonly cols: number
   readonly rows: number
 }
@@ -34,33 +41,28 @@ export class TerminalSession extends Session {
     return this.term?.pid
   }
 
-  async start(): Promise<void> {
-    const limits = [
-      `--as=${this.limits.memory * 1024 * 1024 + 512 * 1024 * 1024}`,
-      `--cpu=${this.limits.cpu}`,
-      `--nofile=${this.setup.nofile}`,
-      `--fsize=${this.setup.fsize}`,
-      "--core=0",
-    ]
-    const uid = this.uid
-    const command: Array<string> = []
-    if (uid !== undefined) {
-      // Same namespaces as a kernel: bash is init of its own pid namespace, which dies with the worker.
-      command.push("setpriv", "--pdeathsig", "SIGKILL", "--", "unshare", ...(this.setup.isolated ? ["--net"] : []), "--pid", "--fork", "--kill-child", "--")
-      command.push("setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "--pdeathsig", "SIGKILL", "--")
-      limits.push(`--nproc=${this.setup.nproc}`)
+  /** The command line: contain.py with its spec (no secret in it: the session sees only its own /proc). */
+  private command(): Array<string> {
+    const { contain, nofile, nproc, fsize } = this.setup
+    if (contain !== undefined && this.uid !== undefined) {
+      const spec = {
+        contain: { ...contain, cgroup: this.cgroup?.procsFiles ?? [] },
+        setup: { uid: this.uid, gid: this.uid, home: this.home, env: { ...this.setup.env, PS1: "\\w$ " }, limits: { memory: this.limits.memory, cpu: this.limits.cpu, nofile, nproc, fsize } },
+        argv: BASH,
+      }
+      return [this.setup.python, CONTAIN_PY, JSON.stringify(spec)]
     }
-    command.push("prlimit", ...limits, "--", "/bin/bash", "--noprofile", "--norc", "-i")
-    if (uid !== undefined) {
-      const { chown } = await import("node:fs/promises")
-      await chown(this.home, uid, uid)
-    }
-    const [file, ...args] = command
+    const limits = [`--as=${this.limits.memory * 1024 * 1024 + 512 * 1024 * 1024}`, `--cpu=${this.limits.cpu}`, `--nofile=${nofile}`, `--fsize=${fsize}`, "--core=0"]
+    return ["prlimit", ...limits, "--", ...BASH]
+  }
+
+  start(): void {
+    const [file, ...args] = this.command()
     const term = pty.spawn(file ?? "prlimit", args, {
       name: "xterm-256color",
       cols: this.setup.cols,
       rows: this.setup.rows,
-      cwd: this.home,
+      cwd: this.setup.contain !== undefined ? "/" : this.home,
       env: { ...this.setup.env, PS1: "\\w$ " },
     })
     this.term = term

@@ -12,7 +12,8 @@ import { log } from "./log.ts"
 import { ensureWorkerSecret } from "./secret.ts"
 import { startServer } from "./server.ts"
 import { superviseKernels } from "./kernels.ts"
-import { SessionSupervisor } from "./sessions.ts"
+import { containSpec, SessionSupervisor } from "./sessions.ts"
+import { WorkerCgroups } from "./cgroups.ts"
 import { listProcesses, sweepUid } from "./uids.ts"
 
 const sweepRange = async (first: number, last: number): Promise<Array<Promise<boolean>>> => {
@@ -61,9 +62,9 @@ const startKernelSocket = (path: string, pools: ReadonlyMap<KernelKind, KernelPo
         if (conn !== undefined) return conn.handler?.(message)
         const kind = KernelKind.safeParse(message["kind"])
         const pid = message["pid"]
-        const nspid = message["nspid"]
-        if (message["type"] !== "hello" || !kind.success || typeof pid !== "number" || typeof nspid !== "number") return void socket.destroy()
-        conn = new KernelConn(pid, nspid, kind.data, socket)
+        const tag = message["tag"]
+        if (message["type"] !== "hello" || !kind.success || typeof pid !== "number" || typeof tag !== "string") return void socket.destroy()
+        conn = new KernelConn(pid, tag, kind.data, socket)
         pools.get(kind.data)?.deliver(conn)
       },
       () => undefined,
@@ -83,14 +84,18 @@ export const startWorker = async (config: WorkerConfig): Promise<RunningWorker> 
   const secret = await ensureWorkerSecret(config.dataDir)
   const socketPath = join(kernelDir, "k.sock")
   const pools = new Map<KernelKind, KernelPool>()
+  const root = process.getuid?.() === 0
+  const cgroups = root ? WorkerCgroups.make(config.id) : undefined
+  if (root && cgroups === undefined) log("warn", "no writable memory and pids cgroup controllers: sessions run without per-session memory and task limits (see `sagews doctor`)")
+  const containers = root ? { spec: containSpec(config), cgroups } : undefined
   let sessions: SessionSupervisor | undefined
   for (const kind of config.kernels) {
     pools.set(kind, new KernelPool(config, kind, socketPath, {
       onExit: (pid, exit) => sessions?.kernelExited(pid, exit),
       onDied: (pids, why) => sessions?.forkserverDied(pids, why),
-    }))
+    }, containers))
   }
-  sessions = new SessionSupervisor(config, pools)
+  sessions = new SessionSupervisor(config, pools, cgroups)
   const kernelSocket = await startKernelSocket(socketPath, pools)
   const kernels = superviseKernels(config.id, pools, (why) => {
     log("fatal", `the kernel supervisor gave up: ${why}`)
@@ -108,6 +113,7 @@ export const startWorker = async (config: WorkerConfig): Promise<RunningWorker> 
       setTimeout(() => socket.destroy(), 500).unref()
     }
     await kernels.stop()
+    cgroups?.removeAll()
     kernelSocket.close()
     await rm(kernelDir, { recursive: true, force: true })
   }

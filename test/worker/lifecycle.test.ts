@@ -10,6 +10,16 @@ export const CHURN_SESSIONS = Number(process.env["SAGEWS_CHURN"] ?? 200)
 const CHURN_CONCURRENCY = 4
 
 const parentOf = async (pid: number): Promise<number> => Number((await readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1]?.split(" ")[1])
+/** The forkserver above a kernel: its container's init and holder (forked from it, so named like it) stand between. */
+const forkserverOf = async (pid: number): Promise<number> => {
+  let found: number | undefined
+  for (let p = await parentOf(pid); p > 1; p = await parentOf(p)) {
+    const comm = (await readFile(`/proc/${p}/comm`, "utf8")).trim()
+    if (comm.startsWith("python")) found = p
+  }
+  if (found === undefined) throw new Error(`no forkserver above pid ${pid}`)
+  return found
+}
 
 describe("session churn and forkserver death", () => {
   let worker: TestWorker
@@ -51,14 +61,14 @@ describe("session churn and forkserver death", () => {
   it("a forkserver's death ends its sessions with a reason, and it is restarted", async () => {
     const s = await client.open("python")
     expect(s.pid).toBeDefined()
-    const forkserver = await parentOf(s.pid ?? 0)
+    const forkserver = await forkserverOf(s.pid ?? 0)
     process.kill(forkserver, "SIGKILL")
     const ended = await s.ended
     expect(ended.reason).toMatchObject({ _tag: "Crashed", detail: expect.stringContaining("forkserver died") })
     await worker.waitForLog(/forkserver:python: restart #1/)
     const again = await client.open("python")
     expect(await again.execute("6 * 7")).toContainEqual({ kind: "display", data: { "text/plain": "42" } })
-    expect(await parentOf(again.pid ?? 0)).not.toBe(forkserver)
+    expect(await forkserverOf(again.pid ?? 0)).not.toBe(forkserver)
     await again.close()
   })
 })

@@ -122,7 +122,7 @@ describe("python sessions", () => {
     while (!screen.includes("done-42") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
     expect(screen).toContain("done-42")
     expect(screen).toMatch(/22\d{4}\r?\n/)
-    expect(screen).toContain(`${worker.dataDir}/sessions/22`)
+    expect(screen).toContain("/home/sagews")
     t.terminalResize(120, 40)
     expect((await t.close()).reason._tag).toBe("ClosedByUser")
   })

@@ -63,7 +63,7 @@ describe("sage sessions", () => {
   it("runs as the session's uid in its own home, with no network", async () => {
     const net = await s.execute("import socket\nsocket.create_connection(('127.0.0.1', int(5432)), timeout=1)")
     expect(net.find((m) => m.kind === "error")).toMatchObject({ evalue: expect.stringContaining("Network is unreachable") })
-    const out = await s.execute("import os\n(os.getuid() >= 250000, os.getcwd().endswith(str(os.getuid())))")
+    const out = await s.execute("import os\n(os.getuid() >= 250000, os.getcwd() == os.environ['HOME'] == '/home/sagews')")
     expect(displayed(out)["text/plain"]).toBe("(True, True)")
   })
 })

@@ -1,0 +1,201 @@
+// The attacks of issue 7, each tried by a hostile session A with a second session B running beside it: a session
+// is one contained unit (pid namespace, cgroup, private view, seccomp) that ends as one and leaves nothing.
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs"
+import { mkdtemp } from "node:fs/promises"
+import { join } from "node:path"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import type { OutputMessage } from "../../src/protocol/worker.ts"
+import type { ClientSession, WorkerClient } from "../../src/worker/client.ts"
+import { listProcesses } from "../../src/worker/uids.ts"
+import { NO_LEFTOVERS, removeDataDir, settle, startTestWorker, text, type TestWorker } from "./harness.ts"
+
+const RANGE = { first: 260_000, last: 260_999 }
+
+const shown = (messages: ReadonlyArray<OutputMessage>): string => {
+  const d = messages.find((m) => m.kind === "display")
+  return d?.kind === "display" ? String(d.data["text/plain"]) : `(no value: ${JSON.stringify(messages).slice(0, 400)})`
+}
+
+const errorOf = (messages: ReadonlyArray<OutputMessage>): Extract<OutputMessage, { kind: "error" }> | undefined =>
+  messages.find((m): m is Extract<OutputMessage, { kind: "error" }> => m.kind === "error")
+
+const uidOf = async (s: ClientSession): Promise<number> => Number(shown(await s.execute("import os\nos.getuid()")))
+
+const processesOfUid = async (uid: number): Promise<Array<number>> => (await listProcesses()).filter((p) => p.uid === uid && p.state !== "Z").map((p) => p.pid)
+
+/** Median of three wall-clock timings (seconds) of a fixed CPU-bound computation in a session. */
+const workSeconds = async (s: ClientSession): Promise<number> => {
+  const out = await s.execute("import time\nts = []\nfor _ in range(3):\n    t = time.perf_counter(); sum(i * i for i in range(1_500_000)); ts.append(time.perf_counter() - t)\nsorted(ts)[1]")
+  return Number(shown(out))
+}
+
+describe("a session is one contained unit", () => {
+  let worker: TestWorker
+  let client: WorkerClient
+
+  beforeAll(async () => {
+    worker = await startTestWorker({
+      uidRange: RANGE,
+      kernels: ["python"],
+      pool: 2,
+      limits: { exec: 60, memory: 1024 },
+      disk: { home: 64, tmp: 32, inodes: 4096 },
+      nproc: 64,
+      killGrace: 300,
+    })
+    client = await worker.connect()
+  })
+
+  afterAll(async () => {
+    client.close()
+    expect(await worker.stop()).toBe(0)
+    expect(await settle(worker)).toEqual(NO_LEFTOVERS)
+    await removeDataDir(worker)
+  })
+
+  it("a process that keeps forking ends with its session, and nothing of its uid is left when the end is told", async () => {
+    const [a, b] = await Promise.all([client.open("python", { user: "a" }), client.open("python", { user: "b" })])
+    const uid = await uidOf(a)
+    await a.execute("import subprocess, sys\nsubprocess.Popen([sys.executable, '-c', 'import os\\nwhile True:\\n    if os.fork(): os._exit(0)'], start_new_session=True)\nimport time; time.sleep(0.3)")
+    expect((await processesOfUid(uid)).length).toBeGreaterThan(1)
+    expect((await a.close()).reason).toEqual({ _tag: "ClosedByUser" })
+    // the uid goes back to the pool only after this: no process of it may still run
+    expect(await processesOfUid(uid)).toEqual([])
+    expect(shown(await b.execute("6 * 7"))).toBe("42")
+    await b.close()
+  })
+
+  it("six children of 900 MiB in a 1 GiB session end it with OutOfMemory; the neighbour lives on", async () => {
+    const [a, b] = await Promise.all([client.open("python", { user: "a" }), client.open("python", { user: "b" })])
+    const out = a
+      .execute("import os, time\nfor _ in range(6):\n    if os.fork() == 0:\n        b = b'x' * (900 << 20)\n        time.sleep(60)\n        os._exit(0)\ntime.sleep(60)")
+      .catch(() => [])
+    const ended = await a.ended
+    await out
+    expect(ended.reason).toEqual({ _tag: "OutOfMemory" })
+    expect(ended.message).toContain("memory limit (1024 MiB)")
+    expect(shown(await b.execute("6 * 7"))).toBe("42")
+    await b.close()
+  })
+
+  it("shared memory, /tmp, /var/tmp, /dev/shm and every other world-writable directory are private and go with the session", async () => {
+    const [a, b] = await Promise.all([client.open("python", { user: "a" }), client.open("python", { user: "b" })])
+    // A finds every directory it may write in, outside its home, and leaves a world-readable file in each.
+    const found = await a.execute(
+      "import os, subprocess, ctypes\n" +
+        "dirs = subprocess.run(['find', '/', '(', '-path', '/proc', '-o', '-path', '/sys', '-o', '-path', '/home', ')', '-prune', '-o', '-type', 'd', '-writable', '-print'], capture_output=True, text=True).stdout.split()\n" +
+        "for d in dirs:\n    fd = os.open(os.path.join(d, 'sagews-probe-a'), os.O_CREAT | os.O_WRONLY, 0o644); os.write(fd, b'from a'); os.close(fd)\n" +
+        "libc = ctypes.CDLL(None, use_errno=True)\nshm = libc.shmget(0x5a6e5753, 16 << 20, 0o1666)\n" +
+        "libc.shmat.restype = ctypes.c_void_p\nctypes.memset(libc.shmat(shm, None, 0), 1, 16 << 20)\n" +
+        "(shm >= 0, sorted(dirs))",
+    )
+    const listing = shown(found)
+    expect(listing).toMatch(/^\(True, \[/)
+    for (const dir of ["/tmp", "/var/tmp", "/dev/shm", "/run/lock"]) expect(listing).toContain(`'${dir}'`)
+    const dirs = [...listing.matchAll(/'([^']+)'/g)].map((m) => m[1] ?? "")
+    const probe = (s: ClientSession): Promise<string> =>
+      s.execute(
+        "import os, ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n" +
+          `seen = [d for d in ${JSON.stringify(dirs)} if os.path.exists(os.path.join(d, 'sagews-probe-a'))]\n` +
+          "(seen, libc.shmget(0x5a6e5753, 0, 0))",
+      ).then(shown)
+    expect(await probe(b)).toBe("([], -1)")
+    for (const dir of dirs) expect(existsSync(join(dir, "sagews-probe-a")), `${dir} on the host`).toBe(false)
+    await a.close()
+    const c = await client.open("python", { user: "a" })
+    expect(await probe(c)).toBe("([], -1)")
+    await Promise.all([b.close(), c.close()])
+  })
+
+  it("thirty setsid spinners of one user leave another user's work within 2x of an idle machine", async () => {
+    const [a, b] = await Promise.all([client.open("python", { user: "spinner" }), client.open("python", { user: "worker" })])
+    const idle = await workSeconds(b)
+    await a.execute("import subprocess\nfor _ in range(30):\n    subprocess.Popen(['sh', '-c', 'while :; do :; done'], start_new_session=True)")
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    const busy = await workSeconds(b)
+    await a.close()
+    expect(busy / idle, `idle ${idle.toFixed(3)} s, beside the spinners ${busy.toFixed(3)} s`).toBeLessThan(2)
+    await b.close()
+  })
+
+  it("4 GiB written into a home stops at its cap with an error that names it", async () => {
+    const [a, b] = await Promise.all([client.open("python", { user: "a" }), client.open("python", { user: "b" })])
+    const out = await a.execute("with open('big', 'wb') as f:\n    for i in range(4 * 1024):\n        f.write(b'\\0' * (1 << 20))\n        f.flush()")
+    expect(errorOf(out)).toMatchObject({ ename: "OSError", evalue: expect.stringContaining("private disk is full: its home holds 64 MiB") })
+    const many = await a.execute("import os\nos.makedirs('d', exist_ok=True)\nfor i in range(100_000):\n    open(f'd/{i}', 'w').close()")
+    expect(errorOf(many)?.evalue).toContain("private disk is full")
+    expect(shown(await b.execute("open('small', 'w').write('fine')"))).toBe("4")
+    await Promise.all([a.close(), b.close()])
+  })
+
+  it("B cannot reach A's abstract unix socket", async () => {
+    const [a, b] = await Promise.all([client.open("python", { user: "a" }), client.open("python", { user: "b" })])
+    const listen = await a.execute("import socket\nserver = socket.socket(socket.AF_UNIX)\nserver.bind('\\0sagews-attack')\nserver.listen()\nc = socket.socket(socket.AF_UNIX); c.connect('\\0sagews-attack'); 'listening'")
+    expect(shown(listen)).toBe("'listening'")
+    const reach = await b.execute("import socket\nsocket.socket(socket.AF_UNIX).connect('\\0sagews-attack')")
+    expect(errorOf(reach)?.ename).toBe("ConnectionRefusedError")
+    await Promise.all([a.close(), b.close()])
+  })
+
+  it("/proc shows only the session's own processes", async () => {
+    const [a, b] = await Promise.all([client.open("python", { user: "a" }), client.open("python", { user: "b" })])
+    const seen = await a.execute("import os\nsorted(int(p) for p in os.listdir('/proc') if p.isdigit())")
+    expect(shown(seen)).toBe("[1, 2]")
+    expect(shown(await b.execute(`import os\nos.path.exists('/proc/${a.pid}'), os.path.exists('/proc/${worker.proc.pid}')`))).toBe("(False, False)")
+    await Promise.all([a.close(), b.close()])
+  })
+
+  it("root removing a home follows no symlink the session planted while it was ending", async () => {
+    const decoy = await mkdtemp("/var/lib/sagews-decoy-")
+    for (let i = 0; i < 50; i++) writeFileSync(join(decoy, `keep-${i}`), "root's")
+    mkdirSync(join(decoy, "sub"))
+    try {
+      const a = await client.open("python", { user: "a" })
+      // A process that swaps a directory of the home for a symlink to the decoy, over and over, as the session ends.
+      await a.execute(
+        "import subprocess, sys\nsubprocess.Popen([sys.executable, '-c', " +
+          JSON.stringify(`import os\nwhile True:\n    try:\n        os.makedirs('d/x', exist_ok=True); open('d/x/f', 'w').close()\n        os.rename('d', 'old'); os.symlink(${JSON.stringify(decoy)}, 'd')\n        os.unlink('d'); os.rename('old', 'd')\n    except OSError: pass`) +
+          "], start_new_session=True)\nimport time; time.sleep(0.3)",
+      )
+      await a.close()
+      expect(readdirSync(decoy).sort()).toEqual([...Array.from({ length: 50 }, (_, i) => `keep-${i}`), "sub"].sort())
+    } finally {
+      rmSync(decoy, { recursive: true, force: true })
+    }
+  })
+
+  it("no new namespaces, mounts, keyrings, BPF, perf or ptrace: no_new_privs and a seccomp filter", async () => {
+    const a = await client.open("python", { user: "a" })
+    const status = await a.execute("import re\ns = open('/proc/self/status').read()\n(re.search(r'NoNewPrivs:\\s+(\\d)', s).group(1), re.search(r'Seccomp:\\s+(\\d)', s).group(1))")
+    expect(shown(status)).toBe("('1', '2')")
+    const refused = await a.execute(
+      "import ctypes, os, errno\nlibc = ctypes.CDLL(None, use_errno=True)\n" +
+        "def err(r): return errno.errorcode.get(ctypes.get_errno(), '?') if r == -1 else 'allowed'\n" +
+        "[err(libc.unshare(0x10000000)), err(libc.unshare(0x20000000)), err(libc.mount(b'none', b'/tmp', b'tmpfs', 0, None)),\n" +
+        " err(libc.syscall(250, 0, 0, 0, 0)), err(libc.syscall(321, 0, 0, 0)), err(libc.syscall(298, 0, 0, 0, 0, 0)), err(libc.ptrace(16, 1, 0, 0))]",
+    )
+    expect(shown(refused)).toBe("['EPERM', 'EPERM', 'EPERM', 'EPERM', 'EPERM', 'EPERM', 'EPERM']")
+    const shell = await a.execute("import subprocess\nr = subprocess.run(['unshare', '-Ur', 'id'], capture_output=True, text=True)\n(r.returncode != 0, 'Operation not permitted' in r.stderr)")
+    expect(shown(shell)).toBe("(True, True)")
+    await a.close()
+  })
+
+  it("a terminal is contained the same way", async () => {
+    const [t, b] = await Promise.all([client.open("terminal", { user: "a" }), client.open("python", { user: "b" })])
+    let screen = ""
+    t.onOutput((f) => {
+      if (f.msg.kind === "terminal") screen += f.msg.data
+    })
+    t.terminalInput("echo from-a > /tmp/t; echo pids $(ls /proc | grep -E '^[0-9]+$' | wc -l); grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status | tr -s ' \\t' ' '; unshare -Ur id || echo refused-$?\n")
+    const deadline = Date.now() + 10_000
+    while (!/refused-\d/.test(screen) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+    expect(screen).toMatch(/NoNewPrivs: 1/)
+    expect(screen).toMatch(/Seccomp: 2/)
+    expect(screen).toMatch(/Operation not permitted[\s\S]*refused-1/)
+    // bash, init, and the pipeline's few processes: a handful, never the host's hundreds
+    expect(Number(/pids (\d+)/.exec(screen)?.[1])).toBeLessThan(10)
+    expect(text(await b.execute("import os\nprint(os.path.exists('/tmp/t'))"))).toBe("False\n")
+    expect(existsSync("/tmp/t") && readdirSync("/tmp").includes("t")).toBe(false)
+    await Promise.all([t.close(), b.close()])
+  })
+})
