@@ -32,6 +32,7 @@ const workerConfig = ({ sessions: s }: Config) => ({
   maxSessions: s.maxPerWorker,
   maxSessionsPerUser: s.maxPerUser,
   limits: { wall: s.wallSeconds, idle: s.idleSeconds, exec: s.execSeconds, memory: s.memoryMb, cpu: s.cpuSeconds },
+  disk: { home: s.homeMb, tmp: s.tmpMb },
 })
 
 /** The admission settings of the config, in the backend's own terms (src/backend/options.ts). */

@@ -42,6 +42,9 @@ export const ConfigSchema = z.strictObject({
     execSeconds: positiveInt,
     memoryMb: positiveInt,
     cpuSeconds: positiveInt,
+    /** MiB of a session's private home, and of each of its /tmp, /var/tmp and /dev/shm (tmpfs: they count as memory too) */
+    homeMb: positiveInt,
+    tmpMb: positiveInt,
   }),
   /**
    * what the backends let one client and one source address hold, each backend counting its own. A client is an

@@ -1,6 +1,6 @@
 // The worker: its data directories, the kernel socket that forked kernels connect back to, one forkserver
 // pool per kernel kind, the session supervisor and the backend server, started and stopped in order.
-import { chmod, mkdir, rm, stat } from "node:fs/promises"
+import { chmod, mkdir, readFile, rm, stat } from "node:fs/promises"
 import { createServer, type Server } from "node:net"
 import { join } from "node:path"
 import { encodeFrame } from "../protocol/frames.ts"
@@ -86,6 +86,10 @@ export const startWorker = async (config: WorkerConfig): Promise<RunningWorker> 
   const pools = new Map<KernelKind, KernelPool>()
   const root = process.getuid?.() === 0
   const cgroups = root ? WorkerCgroups.make(config.id) : undefined
+  for (const name of ["protected_symlinks", "protected_hardlinks"]) {
+    const value = await readFile(`/proc/sys/fs/${name}`, "utf8").then((v) => v.trim(), () => "unknown")
+    if (value !== "1") log("warn", `fs.${name} is ${value}: sessions have no shared writable directory, but set it to 1 for the host's own users (sagews doctor)`)
+  }
   if (root && cgroups === undefined) log("warn", "no writable memory and pids cgroup controllers: sessions run without per-session memory and task limits (see `sagews doctor`)")
   const containers = root ? { spec: containSpec(config), cgroups } : undefined
   let sessions: SessionSupervisor | undefined
