@@ -65,16 +65,31 @@ const firstResults = async (client: WorkerClient, kind: KernelKind, pauseMs: num
   return times
 }
 
+const parentOf = async (pid: number): Promise<number> => Number((await readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1]?.split(" ")[1])
+
+/** The kernel and, as root, its container's init and holder (docs/SECURITY.md): all of a session's memory. */
+const containerOf = async (kernel: number): Promise<Array<number>> => {
+  const pids = [kernel]
+  for (let p = await parentOf(kernel); p > 1; p = await parentOf(p)) {
+    const comm = (await readFile(`/proc/${p}/comm`, "utf8")).trim()
+    if (comm !== "sagews-init" && comm !== "sagews-holder") break
+    pids.push(p)
+  }
+  return pids
+}
+
 const memoryPerIdleSession = async (client: WorkerClient, kind: KernelKind): Promise<{ pss: number; uss: number }> => {
   const sessions = await Promise.all(Array.from({ length: IDLE_SESSIONS }, () => client.open(kind)))
   await Promise.all(sessions.map((s) => s.execute("1")))
   let pss = 0
   let uss = 0
   for (const s of sessions) {
-    const rollup = await readFile(`/proc/${s.pid}/smaps_rollup`, "utf8")
-    const kib = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+)`, "m").exec(rollup)?.[1] ?? 0)
-    pss += kib("Pss")
-    uss += kib("Private_Clean") + kib("Private_Dirty")
+    for (const pid of await containerOf(s.pid ?? 0)) {
+      const rollup = await readFile(`/proc/${pid}/smaps_rollup`, "utf8")
+      const kib = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+)`, "m").exec(rollup)?.[1] ?? 0)
+      pss += kib("Pss")
+      uss += kib("Private_Clean") + kib("Private_Dirty")
+    }
   }
   await Promise.all(sessions.map((s) => s.close()))
   return { pss: pss / IDLE_SESSIONS / 1024, uss: uss / IDLE_SESSIONS / 1024 }

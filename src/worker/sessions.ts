@@ -129,10 +129,8 @@ export class SessionSupervisor {
         this.shareCpu(session.user)
       })
       log("info", `started ${session.describe()}`, { pid: session.pid })
+      // (a session that fails to start has been ended and cleaned up, its uid freed, by processExited)
       return session
-    } catch (error) {
-      // A session that failed to start was ended and cleaned up (its uid freed) by processExited.
-      throw error
     } finally {
       this.starting--
       this.startingIds.delete(request.session)

@@ -9,7 +9,7 @@ import type { ClientSession, WorkerClient } from "../../src/worker/client.ts"
 import { listProcesses } from "../../src/worker/uids.ts"
 import { NO_LEFTOVERS, removeDataDir, settle, startTestWorker, text, type TestWorker } from "./harness.ts"
 
-const RANGE = { first: 260_000, last: 260_999 }
+const RANGE = { first: 270_000, last: 270_999 }
 
 const shown = (messages: ReadonlyArray<OutputMessage>): string => {
   const d = messages.find((m) => m.kind === "display")
@@ -53,14 +53,23 @@ describe("a session is one contained unit", () => {
     await removeDataDir(worker)
   })
 
-  it("a process that keeps forking ends with its session, and nothing of its uid is left when the end is told", async () => {
+  it("processes that keep forking end with their session, and nothing of its uid is left when the end is told", async () => {
     const [a, b] = await Promise.all([client.open("python", { user: "a" }), client.open("python", { user: "b" })])
     const uid = await uidOf(a)
-    await a.execute("import subprocess, sys\nsubprocess.Popen([sys.executable, '-c', 'import os\\nwhile True:\\n    if os.fork(): os._exit(0)'], start_new_session=True)\nimport time; time.sleep(0.3)")
-    expect((await processesOfUid(uid)).length).toBeGreaterThan(1)
+    // A sees it running: its /proc lists its init, itself and at least one hopper (a host scan can miss one)
+    const running = await a.execute(
+      "import os, subprocess, sys, time\nfor _ in range(6):\n    subprocess.Popen([sys.executable, '-c', 'import os\\nwhile True:\\n    if os.fork(): os._exit(0)'], start_new_session=True)\n" +
+        "deadline = time.time() + 10\nwhile len([p for p in os.listdir('/proc') if p.isdigit()]) < 3 and time.time() < deadline: time.sleep(0.05)\n" +
+        "len([p for p in os.listdir('/proc') if p.isdigit()]) >= 3",
+    )
+    expect(shown(running)).toBe("True")
     expect((await a.close()).reason).toEqual({ _tag: "ClosedByUser" })
-    // the uid goes back to the pool only after this: no process of it may still run
-    expect(await processesOfUid(uid)).toEqual([])
+    // the uid goes back to the pool only after this: no process of it may still run (scanned a few times over,
+    // since one scan of /proc can miss a process that forks and exits as it goes)
+    for (let scan = 0; scan < 5; scan++) {
+      expect(await processesOfUid(uid)).toEqual([])
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
     expect(shown(await b.execute("6 * 7"))).toBe("42")
     await b.close()
   })
@@ -154,7 +163,8 @@ describe("a session is one contained unit", () => {
       // A process that swaps a directory of the home for a symlink to the decoy, over and over, as the session ends.
       await a.execute(
         "import subprocess, sys\nsubprocess.Popen([sys.executable, '-c', " +
-          JSON.stringify(`import os\nwhile True:\n    try:\n        os.makedirs('d/x', exist_ok=True); open('d/x/f', 'w').close()\n        os.rename('d', 'old'); os.symlink(${JSON.stringify(decoy)}, 'd')\n        os.unlink('d'); os.rename('old', 'd')\n    except OSError: pass`) +
+          // it also forks and exits as it goes, so that no scan of /proc catches it before the home is removed
+          JSON.stringify(`import os\nwhile True:\n    if os.fork(): os._exit(0)\n    try:\n        os.makedirs('d/x', exist_ok=True); open('d/x/f', 'w').close()\n        os.rename('d', 'old'); os.symlink(${JSON.stringify(decoy)}, 'd')\n        os.unlink('d'); os.rename('old', 'd')\n    except OSError: pass`) +
           "], start_new_session=True)\nimport time; time.sleep(0.3)",
       )
       await a.close()
