@@ -1,5 +1,6 @@
 // The attacks of issue 7, each tried by a hostile session A with a second session B running beside it: a session
 // is one contained unit (pid namespace, cgroup, private view, seccomp) that ends as one and leaves nothing.
+import { execFileSync } from "node:child_process"
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs"
 import { mkdtemp } from "node:fs/promises"
 import { join } from "node:path"
@@ -89,12 +90,15 @@ describe("a session is one contained unit", () => {
 
   it("shared memory, /tmp, /var/tmp, /dev/shm and every other world-writable directory are private and go with the session", async () => {
     const [a, b] = await Promise.all([client.open("python", { user: "a" }), client.open("python", { user: "b" })])
+    // names of this run alone, so that nothing an earlier run (or another program) left can stand in for A's
+    const probe = `sagews-probe-${process.pid}-${Date.now()}`
+    const key = 0x5a000000 + (process.pid % 0xffffff)
     // A finds every directory it may write in, outside its home, and leaves a world-readable file in each.
     const found = await a.execute(
       "import os, subprocess, ctypes\n" +
         "dirs = subprocess.run(['find', '/', '(', '-path', '/proc', '-o', '-path', '/sys', '-o', '-path', '/home', ')', '-prune', '-o', '-type', 'd', '-writable', '-print'], capture_output=True, text=True).stdout.split()\n" +
-        "for d in dirs:\n    fd = os.open(os.path.join(d, 'sagews-probe-a'), os.O_CREAT | os.O_WRONLY, 0o644); os.write(fd, b'from a'); os.close(fd)\n" +
-        "libc = ctypes.CDLL(None, use_errno=True)\nshm = libc.shmget(0x5a6e5753, 16 << 20, 0o1666)\n" +
+        `for d in dirs:\n    fd = os.open(os.path.join(d, '${probe}'), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644); os.write(fd, b'from a'); os.close(fd)\n` +
+        `libc = ctypes.CDLL(None, use_errno=True)\nshm = libc.shmget(${key}, 16 << 20, 0o1666)\n` +
         "libc.shmat.restype = ctypes.c_void_p\nctypes.memset(libc.shmat(shm, None, 0), 1, 16 << 20)\n" +
         "(shm >= 0, sorted(dirs))",
     )
@@ -102,17 +106,18 @@ describe("a session is one contained unit", () => {
     expect(listing).toMatch(/^\(True, \[/)
     for (const dir of ["/tmp", "/var/tmp", "/dev/shm", "/run/lock"]) expect(listing).toContain(`'${dir}'`)
     const dirs = [...listing.matchAll(/'([^']+)'/g)].map((m) => m[1] ?? "")
-    const probe = (s: ClientSession): Promise<string> =>
+    const look = (s: ClientSession): Promise<string> =>
       s.execute(
         "import os, ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n" +
-          `seen = [d for d in ${JSON.stringify(dirs)} if os.path.exists(os.path.join(d, 'sagews-probe-a'))]\n` +
-          "(seen, libc.shmget(0x5a6e5753, 0, 0))",
+          `seen = [d for d in ${JSON.stringify(dirs)} if os.path.exists(os.path.join(d, '${probe}'))]\n` +
+          `(seen, libc.shmget(${key}, 0, 0))`,
       ).then(shown)
-    expect(await probe(b)).toBe("([], -1)")
-    for (const dir of dirs) expect(existsSync(join(dir, "sagews-probe-a")), `${dir} on the host`).toBe(false)
+    expect(await look(b)).toBe("([], -1)")
+    for (const dir of dirs) expect(existsSync(join(dir, probe)), `${dir} on the host`).toBe(false)
+    expect(execFileSync("ipcs", ["-m"], { encoding: "utf8" })).not.toContain(`0x${key.toString(16)}`)
     await a.close()
     const c = await client.open("python", { user: "a" })
-    expect(await probe(c)).toBe("([], -1)")
+    expect(await look(c)).toBe("([], -1)")
     await Promise.all([b.close(), c.close()])
   })
 
