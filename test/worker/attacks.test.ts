@@ -165,13 +165,20 @@ describe("a session is one contained unit", () => {
     mkdirSync(join(decoy, "sub"))
     try {
       const a = await client.open("python", { user: "a" })
-      // A process that swaps a directory of the home for a symlink to the decoy, over and over, as the session ends.
-      await a.execute(
-        "import subprocess, sys\nsubprocess.Popen([sys.executable, '-c', " +
-          // it also forks and exits as it goes, so that no scan of /proc catches it before the home is removed
-          JSON.stringify(`import os\nwhile True:\n    if os.fork(): os._exit(0)\n    try:\n        os.makedirs('d/x', exist_ok=True); open('d/x/f', 'w').close()\n        os.rename('d', 'old'); os.symlink(${JSON.stringify(decoy)}, 'd')\n        os.unlink('d'); os.rename('old', 'd')\n    except OSError: pass`) +
-          "], start_new_session=True)\nimport time; time.sleep(0.3)",
-      )
+      // Processes that swap each of 100 directories of the home for a symlink to the decoy and back, over and over,
+      // as the session ends: a remover that lstat()s a directory and then lists it may be listing the decoy.
+      // They also fork and exit as they go, so that no scan of /proc catches them before the home is removed.
+      const swapper = [
+        "import os",
+        "for i in range(100): os.makedirs(f'd{i}/x', exist_ok=True)",
+        "while True:",
+        "    if os.fork(): os._exit(0)",
+        "    for i in range(100):",
+        "        try:",
+        `            os.rename(f'd{i}', f'o{i}'); os.symlink(${JSON.stringify(decoy)}, f'd{i}'); os.unlink(f'd{i}'); os.rename(f'o{i}', f'd{i}')`,
+        "        except OSError: pass",
+      ].join("\n")
+      await a.execute(`import subprocess, sys, time\nfor _ in range(3):\n    subprocess.Popen([sys.executable, '-c', ${JSON.stringify(swapper)}], start_new_session=True)\ntime.sleep(0.5)`)
       await a.close()
       expect(readdirSync(decoy).sort()).toEqual([...Array.from({ length: 50 }, (_, i) => `keep-${i}`), "sub"].sort())
     } finally {

@@ -1,6 +1,6 @@
 // Test harness: a real worker process on a free port with a temp data dir, a client for it, and the
-// leftover check every worker test ends with (no session process, no session-uid process, no home dir).
-import { spawn, type ChildProcess } from "node:child_process"
+// leftover check every worker test ends with (no session process, no session-uid process, no home dir, no cgroup).
+import { spawn, spawnSync, type ChildProcess } from "node:child_process"
 import { chown, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -97,10 +97,20 @@ export interface Leftovers {
   readonly zombies: Array<string>
   readonly homes: Array<string>
   readonly kernels: Array<string>
+  /** the worker's cgroup subtree (sagews.<id>.<pid>, src/worker/cgroups.ts), in any hierarchy */
+  readonly cgroups: Array<string>
 }
 
 /** Everything a worker on `dataDir` might have left behind. */
-export const leftovers = async (worker: Pick<TestWorker, "dataDir" | "uidRange">): Promise<Leftovers> => {
+type Watched = Pick<TestWorker, "dataDir" | "uidRange"> & { readonly proc?: { readonly pid?: number | undefined } }
+
+const cgroupsOf = (pid: number | undefined): Array<string> => {
+  if (pid === undefined) return []
+  const found = spawnSync("find", ["/sys/fs/cgroup", "-maxdepth", "6", "-type", "d", "-name", `sagews.*.${pid}`], { encoding: "utf8" })
+  return found.stdout.split("\n").filter(Boolean)
+}
+
+export const leftovers = async (worker: Watched): Promise<Leftovers> => {
   const processes = await listProcesses()
   const uidProcesses = processes.filter((p) => p.uid >= worker.uidRange.first && p.uid <= worker.uidRange.last).map((p) => `${p.pid} uid ${p.uid} ${p.state}`)
   const zombies: Array<string> = []
@@ -111,15 +121,15 @@ export const leftovers = async (worker: Pick<TestWorker, "dataDir" | "uidRange">
     if (p.state === "Z" && (p.uid >= worker.uidRange.first && p.uid <= worker.uidRange.last)) zombies.push(String(p.pid))
   }
   const homes = await readdir(join(worker.dataDir, "sessions")).catch(() => [])
-  return { uidProcesses, zombies, homes, kernels }
+  return { uidProcesses, zombies, homes, kernels, cgroups: cgroupsOf(worker.proc?.pid) }
 }
 
-/** Polls until nothing is left (cleanup after a kill is asynchronous), then returns what remains. */
-export const settle = async (worker: Pick<TestWorker, "dataDir" | "uidRange">, timeoutMs = 10_000): Promise<Leftovers> => {
+/** Polls until nothing (of `what`) is left (cleanup after a kill is asynchronous), then returns what remains. */
+export const settle = async (worker: Watched, timeoutMs = 10_000, what: ReadonlyArray<keyof Leftovers> = ["uidProcesses", "zombies", "homes", "kernels", "cgroups"]): Promise<Leftovers> => {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const left = await leftovers(worker)
-    const empty = left.uidProcesses.length + left.zombies.length + left.homes.length + left.kernels.length === 0
+    const empty = what.every((k) => left[k].length === 0)
     if (empty || Date.now() > deadline) return left
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
@@ -127,7 +137,7 @@ export const settle = async (worker: Pick<TestWorker, "dataDir" | "uidRange">, t
 
 export const removeDataDir = (worker: TestWorker): Promise<void> => rm(worker.dataDir, { recursive: true, force: true })
 
-export const NO_LEFTOVERS: Leftovers = { uidProcesses: [], zombies: [], homes: [], kernels: [] }
+export const NO_LEFTOVERS: Leftovers = { uidProcesses: [], zombies: [], homes: [], kernels: [], cgroups: [] }
 
 export const text = (messages: ReadonlyArray<{ kind: string }>, kind: "stdout" | "stderr" = "stdout"): string =>
   messages.flatMap((m) => (m.kind === kind && "text" in m ? [String(m.text)] : [])).join("")
