@@ -28,7 +28,7 @@ const mode = (path: string): number | undefined => (existsSync(path) ? statSync(
 
 /** What container.py makes private per session, and whether its seccomp module loads. */
 const containerFacts = (): { seccomp: boolean; private: Array<string> } | undefined => {
-  const code = "import json, container\ntry:\n    container.prepare_filter(); ok = True\nexcept Exception:\n    ok = False\nprint(json.dumps({'seccomp': ok, 'private': list(container.PRIVATE_TMP + container.PRIVATE_COPIES)}))"
+  const code = "import json, container\ntry:\n    container.prepare_filter(); ok = True\nexcept Exception:\n    ok = False\nprint(json.dumps({'seccomp': ok, 'private': list(container.PRIVATE_TMP + container.PRIVATE_COPIES + (container.PRIVATE_RUN,))}))"
   const r = spawnSync(PYTHON, ["-c", code], { cwd: WORKER_DIR, encoding: "utf8", env: { PYTHONPATH: WORKER_DIR, PATH: "/usr/bin:/bin" } })
   try {
     return JSON.parse(r.stdout) as { seccomp: boolean; private: Array<string> }

@@ -38,7 +38,9 @@ PR_SET_NAME = 15
 PR_SET_NO_NEW_PRIVS = 38
 
 # Writable by everyone on a stock host: each session gets an empty one of its own instead.
-PRIVATE_TMP = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
+PRIVATE_TMP = ("/tmp", "/var/tmp", "/dev/shm")
+# The host's daemons keep their sockets and pid files here: a session gets an empty one, with its own /run/lock.
+PRIVATE_RUN = "/run"
 # World-writable host caches that Sage fills on demand: each session gets a private copy.
 PRIVATE_COPIES = ("/var/cache/sympow/datafiles",)
 # What a session has no business reading: the cgroup tree of the host (other sessions' names and usage).
@@ -170,6 +172,9 @@ def view(spec):
     for path in PRIVATE_TMP:
         if os.path.isdir(path):
             _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, tmp)
+    _mount("tmpfs", PRIVATE_RUN, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, f"size={int(spec['tmpMiB'])}m,nr_inodes={int(spec['inodes'])},mode=0755")
+    os.mkdir(os.path.join(PRIVATE_RUN, "lock"))
+    os.chmod(os.path.join(PRIVATE_RUN, "lock"), 0o1777)
     for path in PRIVATE_COPIES:
         if os.path.isdir(path):
             _private_copy(path)

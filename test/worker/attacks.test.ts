@@ -105,6 +105,8 @@ describe("a session is one contained unit", () => {
     const listing = shown(found)
     expect(listing).toMatch(/^\(True, \[/)
     for (const dir of ["/tmp", "/var/tmp", "/dev/shm", "/run/lock"]) expect(listing).toContain(`'${dir}'`)
+    // and /run holds none of the host daemons' sockets or pid files
+    expect(shown(await b.execute("import os\nos.listdir('/run')"))).toBe("['lock']")
     const dirs = [...listing.matchAll(/'([^']+)'/g)].map((m) => m[1] ?? "")
     const look = (s: ClientSession): Promise<string> =>
       s.execute(
