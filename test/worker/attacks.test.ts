@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import type { OutputMessage } from "../../src/protocol/worker.ts"
 import type { ClientSession, WorkerClient } from "../../src/worker/client.ts"
 import { listProcesses } from "../../src/worker/uids.ts"
-import { NO_LEFTOVERS, removeDataDir, settle, startTestWorker, text, type TestWorker } from "./harness.ts"
+import { startTestWorker, stopAndCheck, type TestWorker, text } from "./harness.ts"
 
 const RANGE = { first: 270_000, last: 270_999 }
 
@@ -49,9 +49,7 @@ describe("a session is one contained unit", () => {
 
   afterAll(async () => {
     client.close()
-    expect(await worker.stop()).toBe(0)
-    expect(await settle(worker)).toEqual(NO_LEFTOVERS)
-    await removeDataDir(worker)
+    await stopAndCheck(worker)
   })
 
   it("processes that keep forking end with their session, and nothing of its uid is left when the end is told", async () => {

@@ -4,6 +4,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process"
 import { chown, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { expect } from "vitest"
 import { WorkerClient } from "../../src/worker/client.ts"
 import { ensureWorkerSecret } from "../../src/worker/secret.ts"
 import { listProcesses } from "../../src/worker/uids.ts"
@@ -136,6 +137,13 @@ export const settle = async (worker: Watched, timeoutMs = 10_000, what: Readonly
 }
 
 export const removeDataDir = (worker: TestWorker): Promise<void> => rm(worker.dataDir, { recursive: true, force: true })
+
+/** How every worker test ends: SIGTERM exits 0, nothing is left behind, the data dir goes. */
+export const stopAndCheck = async (worker: TestWorker): Promise<void> => {
+  expect(await worker.stop()).toBe(0)
+  expect(await settle(worker)).toEqual(NO_LEFTOVERS)
+  await removeDataDir(worker)
+}
 
 export const NO_LEFTOVERS: Leftovers = { uidProcesses: [], zombies: [], homes: [], kernels: [], cgroups: [] }
 

@@ -5,7 +5,7 @@ import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import type { OutputMessage } from "../../src/protocol/worker.ts"
 import type { ClientSession, WorkerClient } from "../../src/worker/client.ts"
-import { NO_LEFTOVERS, removeDataDir, settle, startTestWorker, text, type TestWorker } from "./harness.ts"
+import { startTestWorker, stopAndCheck, type TestWorker, text } from "./harness.ts"
 
 const errorOf = (messages: ReadonlyArray<OutputMessage>): Extract<OutputMessage, { kind: "error" }> | undefined =>
   messages.find((m): m is Extract<OutputMessage, { kind: "error" }> => m.kind === "error")
@@ -46,9 +46,7 @@ describe("hostile cells", () => {
     expect(await client.ping()).toBeGreaterThanOrEqual(0) // it answers (ping rejects when the worker is gone)
     client.close()
     service.close()
-    expect(await worker.stop()).toBe(0)
-    expect(await settle(worker)).toEqual(NO_LEFTOVERS)
-    await removeDataDir(worker)
+    await stopAndCheck(worker)
   })
 
   it("cannot see another session's home: each has its own, on a filesystem of its own", async () => {

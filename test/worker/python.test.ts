@@ -2,7 +2,7 @@
 // stateless runs, resume by sequence number, terminals; nothing left behind afterwards.
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import type { WorkerClient } from "../../src/worker/client.ts"
-import { NO_LEFTOVERS, removeDataDir, settle, startTestWorker, text, type TestWorker } from "./harness.ts"
+import { removeDataDir, settle, startTestWorker, stopAndCheck, type TestWorker, text } from "./harness.ts"
 
 describe("python sessions", () => {
   let worker: TestWorker
@@ -13,9 +13,7 @@ describe("python sessions", () => {
   })
   afterAll(async () => {
     client.close()
-    expect(await worker.stop()).toBe(0)
-    expect(await settle(worker)).toEqual(NO_LEFTOVERS)
-    await removeDataDir(worker)
+    await stopAndCheck(worker)
   })
 
   it("evaluates SymPy and NumPy like a notebook cell", async () => {

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import type { OutputMessage } from "../../src/protocol/worker.ts"
 import type { ClientSession, WorkerClient } from "../../src/worker/client.ts"
-import { NO_LEFTOVERS, removeDataDir, settle, startTestWorker, text, type TestWorker } from "./harness.ts"
+import { startTestWorker, stopAndCheck, type TestWorker, text } from "./harness.ts"
 
 const displayed = (messages: ReadonlyArray<OutputMessage>): Record<string, string> =>
   messages.find((m): m is Extract<OutputMessage, { kind: "display" }> => m.kind === "display")?.data ?? {}
@@ -21,9 +21,7 @@ describe("sage sessions", () => {
   afterAll(async () => {
     await s.close()
     client.close()
-    expect(await worker.stop()).toBe(0)
-    expect(await settle(worker)).toEqual(NO_LEFTOVERS)
-    await removeDataDir(worker)
+    await stopAndCheck(worker)
   })
 
   it("factors and computes exactly, with Sage's preparser", async () => {

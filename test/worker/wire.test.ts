@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { encodeFrame, FrameDecoder, MAX_PREAUTH_FRAME_BYTES } from "../../src/protocol/frames.ts"
 import { WorkerClient } from "../../src/worker/client.ts"
 import { answerChallenge } from "../../src/worker/secret.ts"
-import { freePort, NO_LEFTOVERS, removeDataDir, settle, startTestWorker, type TestWorker } from "./harness.ts"
+import { freePort, removeDataDir, startTestWorker, stopAndCheck, type TestWorker } from "./harness.ts"
 
 describe("frames", () => {
   it("decodes frames split across chunks and batched in one", () => {
@@ -64,9 +64,7 @@ describe("worker handshake", () => {
     worker = await startTestWorker({ uidRange: { first: 210_000, last: 210_999 }, pool: 0 })
   })
   afterAll(async () => {
-    expect(await worker.stop()).toBe(0)
-    expect(await settle(worker)).toEqual(NO_LEFTOVERS)
-    await removeDataDir(worker)
+    await stopAndCheck(worker)
   })
 
   it("speaks first with a challenge", async () => {
