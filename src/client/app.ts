@@ -17,7 +17,24 @@ const byId = <T extends HTMLElement>(id: string): T => {
   return node as T
 }
 
-const client = new SagewsClient(`${location.origin}/sockjs`)
+// The identity the server issued this tab is kept across a reload too, so a reload is not a new client.
+const IDENTITY_KEY = "sagews.identity"
+const storedIdentity = (): string | undefined => {
+  try {
+    return sessionStorage.getItem(IDENTITY_KEY) ?? undefined
+  } catch {
+    return undefined // storage disabled: every load is a new client
+  }
+}
+const keepIdentity = (token: string): void => {
+  try {
+    sessionStorage.setItem(IDENTITY_KEY, token)
+  } catch {
+    // storage disabled
+  }
+}
+const token = storedIdentity()
+const client = new SagewsClient(`${location.origin}/sockjs`, { ...(token !== undefined ? { token } : {}), onIdentity: keepIdentity })
 const cells: Array<Cell> = []
 const notice = byId<HTMLElement>("notice")
 const kernelSelect = byId<HTMLSelectElement>("kernel")

@@ -17,6 +17,8 @@ export interface ClientOptions {
   readonly maxBackoff?: number
   /** an identity token issued earlier (`client.identity.token`) to be counted as that client; default: a new identity */
   readonly token?: string
+  /** called with each identity token the server issues (to keep it across a reload of the page) */
+  readonly onIdentity?: (token: string) => void
 }
 
 const DEFAULT_BACKOFF = 250
@@ -139,6 +141,7 @@ export class SagewsClient {
         const { type: _type, id: _id, ...identity } = message
         this.identity = identity
         this.token = identity.token
+        this.options.onIdentity?.(identity.token)
         return
       }
       default: {

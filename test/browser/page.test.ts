@@ -100,12 +100,18 @@ describe("the page", () => {
     await phone.close()
   })
 
-  it("keeps the cells and the session's variables across a reload", async () => {
+  it("keeps the cells, the session's variables and its identity across a reload", async () => {
+    type Client = { sagews: { client: { identity?: { client: string } } } }
+    const identity = (): Promise<string | undefined> => page.evaluate(() => (window as unknown as Client).sagews.client.identity?.client)
     await setCode(page, 0, "kept = 6 * 7")
     await runCell(page, 0)
+    const before = await identity()
+    expect(before).toMatch(/^[A-Za-z0-9_-]{22}$/)
     await page.waitForTimeout(400) // the code is saved 300 ms after the last edit
     await page.reload()
     await page.waitForSelector("#connection[data-state=open]")
+    // the same client to the admission limits, not a new one per reload
+    await expect.poll(identity).toBe(before)
     expect(await page.locator(".cell .cm-content").first().innerText()).toContain("kept = 6 * 7")
     await setCode(page, 0, "print(kept)")
     await runCell(page, 0)
