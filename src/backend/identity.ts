@@ -1,10 +1,8 @@
 // Server-issued client identities for admission control: a random client id and its issue time, HMAC-signed with
 // <data>/secret/identity.key (shared by every backend of the tree), so any backend can verify what another issued.
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto"
-import { chmod, link, mkdir, readFile, rm, writeFile } from "node:fs/promises"
-import { dataPaths } from "../config/paths.ts"
+import { ensureSecret } from "../config/secret.ts"
 
-const KEY_BYTES = 32
 const CLIENT_ID_BYTES = 16
 const VERSION = "v1"
 /** a token issued this far in the future still counts: backends' clocks may differ a little */
@@ -27,29 +25,8 @@ export type Verified =
   | { readonly ok: true; readonly identity: Identity }
   | { readonly ok: false; readonly problem: TokenProblem; readonly message: string }
 
-/**
- * Reads the identity key, creating it (random, 0600, in the 0700 secret directory) if it does not exist yet. The key
- * is written whole under a temporary name and linked into place, so a backend starting beside another never reads a
- * half-written key, and exactly one of them creates it.
- */
-export const ensureIdentityKey = async (dataDir: string): Promise<Buffer> => {
-  const paths = dataPaths(dataDir)
-  await mkdir(paths.secret, { recursive: true, mode: 0o700 })
-  await chmod(paths.secret, 0o700)
-  const temp = `${paths.identityKey}.${process.pid}.${randomBytes(4).toString("hex")}`
-  try {
-    await writeFile(temp, randomBytes(KEY_BYTES).toString("hex"), { mode: 0o600, flag: "wx" })
-    await link(temp, paths.identityKey)
-  } catch (error) {
-    if (!(error instanceof Error && "code" in error && error.code === "EEXIST")) throw error
-  } finally {
-    await rm(temp, { force: true })
-  }
-  await chmod(paths.identityKey, 0o600)
-  const text = (await readFile(paths.identityKey, "utf8")).trim()
-  if (text.length < 2 * KEY_BYTES) throw new Error(`identity key ${paths.identityKey} is too short (${text.length} chars): delete it to regenerate (every client then gets a new identity)`)
-  return Buffer.from(text, "utf8")
-}
+/** Reads the identity key, creating it (random, 0600, in the 0700 secret directory) if it does not exist yet. */
+export const ensureIdentityKey = async (dataDir: string): Promise<Buffer> => Buffer.from(await ensureSecret(dataDir, "identity.key"), "utf8")
 
 const DAY_MS = 86_400_000
 const lifetime = (ms: number): string => (ms % DAY_MS === 0 ? `${ms / DAY_MS} day${ms === DAY_MS ? "" : "s"}` : `${ms / 1000} s`)

@@ -15,8 +15,6 @@ export const dataPaths = (dataDir: string) => {
     rootPid: join(run, "sagews.pid"),
     control: join(run, "control.sock"),
     secret: join(data, "secret"),
-    /** the key backends sign client identities with (src/backend/identity.ts) */
-    identityKey: join(data, "secret", "identity.key"),
     sessions: join(data, "sessions"),
     /** what a daemonised root prints before its log file exists (early crashes) */
     daemonOut: join(data, "sagews.out"),

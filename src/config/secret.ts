@@ -2,7 +2,7 @@
 // owned by the user that runs the tree (root). Nothing else keeps a copy: a child gets a secret through its
 // environment or a file it reads, never its command line (/proc/*/cmdline is world-readable).
 import { randomBytes } from "node:crypto"
-import { chmod, mkdir, open, readFile, stat } from "node:fs/promises"
+import { chmod, link, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises"
 import { join } from "node:path"
 import { dataPaths } from "./paths.ts"
 
@@ -43,16 +43,16 @@ export const ensureSecret = async (dataDir: string, name: string): Promise<strin
   let text = await readIfThere(path)
   if (text === undefined) {
     await mkdir(dir, { recursive: true, mode: 0o700 })
+    // Written whole under a name of our own, then linked into place: exactly one of two starters racing creates
+    // it, and neither can read it half-written.
+    const temp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}`
     try {
-      // "wx": exactly one creator wins when two starters race.
-      const handle = await open(path, "wx", 0o600)
-      try {
-        await handle.writeFile(randomBytes(SECRET_BYTES).toString("hex"))
-      } finally {
-        await handle.close()
-      }
+      await writeFile(temp, randomBytes(SECRET_BYTES).toString("hex"), { mode: 0o600, flag: "wx" })
+      await link(temp, path)
     } catch (error) {
       if (errorCode(error) !== "EEXIST") throw error
+    } finally {
+      await rm(temp, { force: true })
     }
     text = (await readIfThere(path)) ?? ""
   }

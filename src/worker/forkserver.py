@@ -2,7 +2,7 @@
 # Kernel forkserver: imports one kernel kind's libraries once, warms them with a real computation, then forks
 # session kernels on request. Protocol with the worker: JSON lines, commands on stdin, events on stdout.
 #   worker -> forkserver: {"type":"spawn","kernels":[{"tag","cgroup":[cgroup.procs files]}]}
-#   forkserver -> worker: {"type":"ready",...} {"type":"spawned","pid","tag"} {"type":"exited","pid","code"|"signal"}
+#   forkserver -> worker: {"type":"ready",...} {"type":"exited","tag","code"|"signal"}
 # Each forked child connects to the worker's kernel socket itself (see kernel.py: child_main). With --contain
 # (root), each child is a session container (container.py): the pid reported is its holder's, whose exit is
 # the kernel's.
@@ -70,6 +70,7 @@ def main():
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     stdin = sys.stdin.buffer
     pending = b""
+    tags = {}  # pid of each living child -> the tag of the spawn request it answers
 
     def reap():
         while True:
@@ -79,10 +80,13 @@ def main():
                 return
             if pid == 0:
                 return
+            tag = tags.pop(pid, None)
+            if tag is None:
+                continue  # an orphan of user code, re-parented to us (we are its subreaper)
             if os.WIFSIGNALED(status):
-                emit({"type": "exited", "pid": pid, "signal": signal.Signals(os.WTERMSIG(status)).name})
+                emit({"type": "exited", "tag": tag, "signal": signal.Signals(os.WTERMSIG(status)).name})
             else:
-                emit({"type": "exited", "pid": pid, "code": os.WEXITSTATUS(status)})
+                emit({"type": "exited", "tag": tag, "code": os.WEXITSTATUS(status)})
 
     def spawn(spec):
         tag = str(spec.get("tag", ""))
@@ -102,7 +106,7 @@ def main():
                 traceback.print_exc()
             finally:
                 os._exit(70)
-        emit({"type": "spawned", "pid": pid, "tag": tag})
+        tags[pid] = tag
 
     while True:
         ready, _, _ = select.select([stdin, wake_r], [], [])

@@ -84,8 +84,6 @@ export class KernelPool {
   private waiters: Array<(conn: KernelConn) => void> = []
   private unconnected = 0
   private tags = 0
-  /** the forkserver's children (in its pid namespace) -> the tag of their spawn */
-  private children = new Map<number, string>()
   /** every fork not yet reaped, by tag: its cgroup, and its kernel's host pid once it said hello (0 before) */
   private forks = new Map<string, { pid: number; cgroup: SessionCgroup | undefined; taken: boolean }>()
   private readyWaiters: Array<() => void> = []
@@ -170,7 +168,6 @@ export class KernelPool {
         const pids = forks.filter((f) => f.pid !== 0).map((f) => f.pid)
         // the pid namespace went with the forkserver: the cgroups of kernels no session took are empty, or soon
         for (const f of forks) if (!f.taken && f.cgroup !== undefined) removeWhenEmpty(f.cgroup)
-        this.children.clear()
         this.forks.clear()
         this.ready = false
         this.unconnected = 0
@@ -195,16 +192,11 @@ export class KernelPool {
         this.readyWaiters.splice(0).forEach((resolve) => resolve())
         this.topUp()
         return
-      case "spawned":
-        if (typeof message["pid"] === "number" && typeof message["tag"] === "string") this.children.set(message["pid"], message["tag"])
-        return
       case "exited": {
-        const pid = message["pid"]
-        if (typeof pid !== "number") return
-        const tag = this.children.get(pid)
-        this.children.delete(pid)
-        const fork = tag !== undefined ? this.forks.get(tag) : undefined
-        if (tag !== undefined) this.forks.delete(tag)
+        const tag = message["tag"]
+        if (typeof tag !== "string") return
+        const fork = this.forks.get(tag)
+        this.forks.delete(tag)
         const exit: ChildExit = typeof message["signal"] === "string" ? { signal: message["signal"] } : { code: Number(message["code"]) }
         if (fork === undefined) return
         // a kernel no session took (idle, or never connected): its cgroup is ours to remove

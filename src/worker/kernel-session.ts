@@ -30,7 +30,7 @@ export interface KernelSetup {
   /** the kernel is a session container (root): it locks itself down (no_new_privs, seccomp) after its uid */
   readonly contained: boolean
   /** contained: MiB of its private home and of its /tmp (for the message when one is full) */
-  readonly disk: { readonly disk: number; readonly tmp: number } | undefined
+  readonly disk: { readonly home: number; readonly tmp: number } | undefined
 }
 
 
@@ -86,7 +86,7 @@ export class KernelSession extends Session {
         gid: gid ?? null,
         home: this.home,
         env: setup.env,
-        limits: { memory: this.limits.memory, cpu: this.limits.cpu, nofile: setup.nofile, nproc: setup.nproc, fsize: setup.fsize, ...setup.disk },
+        limits: { memory: this.limits.memory, cpu: this.limits.cpu, nofile: setup.nofile, nproc: setup.nproc, fsize: setup.fsize, ...(setup.disk !== undefined ? { home: setup.disk.home, tmp: setup.disk.tmp } : {}) },
       })
     }).then(() => {
       this.conn.onClose = () => this.connClosed()

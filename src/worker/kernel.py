@@ -145,7 +145,7 @@ class Kernel:
         self.nproc = setup.get("limits", {}).get("nproc")
         self.ns = BASE_NS
         self.memory_mib = setup.get("limits", {}).get("memory")
-        self.disk_mib = setup.get("limits", {}).get("disk")
+        self.home_mib = setup.get("limits", {}).get("home")
         self.tmp_mib = setup.get("limits", {}).get("tmp")
         self.pipes = OutputPipes(channel)
         display.bind(self.emit)
@@ -199,8 +199,8 @@ class Kernel:
             evalue = f"the session's memory limit was reached ({self.memory_mib} MiB above the kernel): OutOfMemory"
         elif isinstance(error, OSError) and error.errno == 27:
             evalue = f"{error} (the session's file size limit was reached)"
-        elif isinstance(error, OSError) and error.errno == 28 and self.disk_mib is not None:
-            evalue = f"{error} (the session's private disk is full: its home holds {self.disk_mib} MiB, /tmp {self.tmp_mib} MiB)"
+        elif isinstance(error, OSError) and error.errno == 28 and self.home_mib is not None:
+            evalue = f"{error} (the session's private disk is full: its home holds {self.home_mib} MiB, /tmp {self.tmp_mib} MiB)"
         elif isinstance(error, BlockingIOError) and error.errno == 11:
             evalue = f"{error} (the session's limit of {self.nproc} processes may have been reached)"
         self.emit({"kind": "error", "ename": type(error).__name__, "evalue": evalue, "traceback": lines})

@@ -158,7 +158,7 @@ export class SessionSupervisor {
     void session.ended.then(() => this.byPid.delete(conn.pid))
     try {
       this.limitCgroup(session)
-      await session.start({ uid: init.uid, env: this.env(init.home, init.uid), nofile: this.config.nofile, nproc: this.config.nproc, fsize: this.config.fsize, contained: this.contained, disk: this.contained ? { disk: this.config.disk.home, tmp: this.config.disk.tmp } : undefined })
+      await session.start({ uid: init.uid, env: this.env(init.home, init.uid), nofile: this.config.nofile, nproc: this.config.nproc, fsize: this.config.fsize, contained: this.contained, disk: this.contained ? this.config.disk : undefined })
     } catch (error) {
       session.killAll()
       conn.socket.destroy()
