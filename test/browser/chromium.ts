@@ -3,7 +3,8 @@
 import { execFile } from "node:child_process"
 import { join } from "node:path"
 import { chromium, type Browser, type Page } from "playwright-core"
-import { ROOT } from "../web/harness.ts"
+import { expect } from "vitest"
+import { processesOf, ROOT, type WebStack } from "../web/harness.ts"
 
 export const buildClient = (): Promise<void> =>
   new Promise((resolve, reject) => {
@@ -20,6 +21,14 @@ export const launchChromium = (): Promise<Browser> =>
       // playwright gives every launch a fresh temporary profile (no --user-data-dir needed)
     ],
   })
+
+/** How every browser test file ends: Chromium closed, the stack stopped, and none of its processes left. */
+export const closeAll = async (browser: Browser | undefined, stack: WebStack | undefined): Promise<void> => {
+  await browser?.close()
+  const dir = stack?.dataDir
+  await stack?.stop()
+  if (dir !== undefined) expect(processesOf(dir)).toEqual([])
+}
 
 type PageWindow = { sagews: { cells: Array<{ editor: { state: { doc: { length: number } }; dispatch(t: object): void }; run(): Promise<void> }> } }
 

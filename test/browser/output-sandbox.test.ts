@@ -8,8 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { cacheKey, kernelVersions } from "../../src/backend/cache.ts"
 import { Memcache } from "../../src/backend/memcache.ts"
 import { BACKEND_DEFAULTS } from "../../src/backend/options.ts"
-import { postJson, processesOf, startWebStack, type WebStack } from "../web/harness.ts"
-import { buildClient, launchChromium, runCell, setCode } from "./chromium.ts"
+import { postJson, startWebStack, type WebStack } from "../web/harness.ts"
+import { buildClient, closeAll, launchChromium, runCell, setCode } from "./chromium.ts"
 
 /** What an attacker plants: a handler and a script that reach for the embedding page, its cookies and its location. */
 const ATTACK = `<img src=x onerror="parent.document.title='pwned'; window.top.pwned=1">
@@ -62,12 +62,7 @@ beforeAll(async () => {
   })
 }, 240_000)
 
-afterAll(async () => {
-  await browser?.close()
-  const dir = stack?.dataDir
-  await stack?.stop()
-  if (dir !== undefined) expect(processesOf(dir)).toEqual([])
-})
+afterAll(() => closeAll(browser, stack))
 
 describe("HTML from a live cell on the page", () => {
   it("runs no script in the page's origin", async () => {

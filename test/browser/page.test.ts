@@ -7,8 +7,8 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { Browser, Page } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { processesOf, startWebStack, type WebStack } from "../web/harness.ts"
-import { buildClient, launchChromium, runCell, setCode, cellOutput } from "./chromium.ts"
+import { startWebStack, type WebStack } from "../web/harness.ts"
+import { buildClient, cellOutput, closeAll, launchChromium, runCell, setCode } from "./chromium.ts"
 
 let stack: WebStack
 let browser: Browser
@@ -25,12 +25,7 @@ beforeAll(async () => {
   await page.waitForSelector("#connection[data-state=open]")
 }, 240_000)
 
-afterAll(async () => {
-  await browser?.close()
-  const dir = stack?.dataDir
-  await stack?.stop()
-  if (dir !== undefined) expect(processesOf(dir)).toEqual([])
-})
+afterAll(() => closeAll(browser, stack))
 
 describe("the page", () => {
   it("runs a Sage cell with shift-enter and renders its LaTeX result", async () => {
