@@ -1,7 +1,7 @@
 // One kernel kind's forkserver (forkserver.py) and its pool of pre-forked idle kernels. `launch` runs one
 // incarnation (kernels.ts supervises it); when it dies, the sessions of its kernels are reported to `onDied`.
 import { spawn, type ChildProcess } from "node:child_process"
-import { mkdirSync } from "node:fs"
+import { mkdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import type { Socket } from "node:net"
 import type { KernelKind } from "../protocol/worker.ts"
@@ -47,6 +47,15 @@ export interface ContainSpec {
   readonly inodes: number
   /** host directories a session must not see (the data directory: secrets, sockets, logs) */
   readonly hide: ReadonlyArray<string>
+}
+
+/** The children of a process, from /proc (empty when it has none, or is gone). */
+const childrenOf = (pid: number): Array<number> => {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").split(" ").filter(Boolean).map(Number)
+  } catch {
+    return []
+  }
 }
 
 /** ms between tries to remove a cgroup whose last processes are still exiting */
@@ -282,8 +291,13 @@ export class KernelPool {
     const child = this.child
     if (child === undefined || child.exitCode !== null || child.signalCode !== null) return
     const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
+    // As root the child is `unshare`, and the forkserver its child, init of the pid namespace. Killing the forkserver
+    // alone lets `unshare` exit only once that namespace is empty (its init's exit waits for every process in it);
+    // killing both at once would let this resolve while the pool's kernels are still dying.
+    const inner = process.getuid?.() === 0 ? childrenOf(child.pid ?? 0) : []
     try {
-      process.kill(-(child.pid ?? 0), "SIGKILL")
+      if (inner.length > 0) for (const pid of inner) process.kill(pid, "SIGKILL")
+      else process.kill(-(child.pid ?? 0), "SIGKILL")
     } catch {
       child.kill("SIGKILL")
     }
