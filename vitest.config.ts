@@ -9,5 +9,8 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     maxWorkers: 1,
+    // what a test waits for (a page to show a state, a row to appear) gets 15 s, not vitest's 1 s: on a loaded
+    // 2-core machine a browser round trip through haproxy can take longer than a second (a wait, not a timing goal)
+    expect: { poll: { timeout: 15_000 } },
   },
 })

@@ -6,6 +6,7 @@ import type { ChildSpec } from "../supervisors/child.ts"
 import { type DbTarget } from "../src/db/credentials.ts"
 import { type ChildDb, resolveChildDb } from "./childdb.ts"
 import { type LivenessOptions, processSpec } from "./process.ts"
+import { BACKEND_CONFIG_ENV } from "../src/backend/options.ts"
 
 const MAIN = fileURLToPath(new URL("../src/backend/main.ts", import.meta.url))
 
@@ -38,9 +39,12 @@ export const backendSpec = (o: BackendOptions): ChildSpec => {
         ...(db !== undefined ? ["--db", db.url] : []),
         ...(o.cache !== undefined ? ["--cache", o.cache] : []),
         ...(o.cacheTtl !== undefined ? ["--cache-ttl", String(o.cacheTtl)] : []),
-        ...(o.config !== undefined ? ["--config-json", JSON.stringify(o.config)] : []),
       ],
-      ...(db !== undefined ? { env: db.env } : {}),
+      // in the environment, not on the command line that every user can read (/proc/<pid>/cmdline): it may hold a
+      // sign-in provider's client secret
+      ...(db !== undefined || o.config !== undefined
+        ? { env: { ...(db?.env ?? {}), ...(o.config !== undefined ? { [BACKEND_CONFIG_ENV]: JSON.stringify(o.config) } : {}) } }
+        : {}),
       dataDir: o.dataDir,
       port: o.port,
       logFormat: "json",

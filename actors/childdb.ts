@@ -23,5 +23,5 @@ export const childDb = (url: string): ChildDb => {
 export const resolveChildDb = (dataDir: string, target: DbTarget): Effect.Effect<ChildDb, ExitReason> =>
   Effect.tryPromise({
     try: () => serviceUrl(dataDir, target),
-    catch: (e) => ExitReason.Crash({ cause: `the database password: ${e instanceof Error ? e.message : String(e)}` }),
+    catch: (e) => ExitReason.Crash({ detail: `the database password: ${e instanceof Error ? e.message : String(e)}` }),
   }).pipe(Effect.map(childDb))

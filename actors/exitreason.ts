@@ -33,7 +33,7 @@ export const exitReasonOf = (end: ProcessEnd): ExitReason => {
   const code = end.code ?? 0
   if (code === 0) return ExitReason.Normal()
   const tail = end.stderrTail.join("\n").trim()
-  return ExitReason.Crash({ code, cause: tail === "" ? `exited with code ${code}` : tail })
+  return ExitReason.Crash({ code, detail: tail === "" ? `exited with code ${code}` : tail })
 }
 
 /**

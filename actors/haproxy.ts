@@ -4,7 +4,9 @@ import { execFile } from "node:child_process"
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises"
 import { join, resolve } from "node:path"
 import { Data, Effect, Schedule, Semaphore } from "effect"
-import { CONF_DIR, renderTemplateFile } from "../src/config/render.ts"
+import { loadConfig } from "../src/config/load.ts"
+import { invalidTimeouts, proxyTimeouts, type ProxyTimeouts } from "../src/config/proxy.ts"
+import { CONF_DIR, renderTemplateFile, type TemplateValues } from "../src/config/render.ts"
 import type { ChildSpec, Restart } from "../supervisors/child.ts"
 import { ExitReason } from "../supervisors/exit.ts"
 import { CLI_TIMEOUT_MS, haproxyCommand, parseShowProc, type ProcList } from "./haproxycli.ts"
@@ -24,6 +26,11 @@ export interface HaproxyOptions {
   readonly bind: string
   readonly backends: ReadonlyArray<HaproxyBackend>
   readonly nginxPort: number
+  /**
+   * how long haproxy waits on a backend: `proxyTimeouts(config)` (src/config/proxy.ts), so that every limit answers
+   * first; default: derived from the default config (conf/sagews.json)
+   */
+  readonly timeouts?: ProxyTimeouts
   readonly id?: string
   readonly restart?: Restart
   /** liveness timing (the probe is the actor's own); default: this file's LIVENESS */
@@ -86,6 +93,29 @@ export const invalidBackends = (backends: ReadonlyArray<HaproxyBackend>): string
 export const serverLines = (backends: ReadonlyArray<HaproxyBackend>): string =>
   backends.map((b) => `    server ${b.name} 127.0.0.1:${b.port} check cookie ${b.name}`).join("\n")
 
+/** The timeouts of `options`, else those the default config implies. */
+const timeoutsOf = (options: Pick<HaproxyOptions, "timeouts">): Effect.Effect<ProxyTimeouts, string> =>
+  options.timeouts !== undefined
+    ? Effect.succeed(options.timeouts)
+    : Effect.try({ try: () => proxyTimeouts(loadConfig({ env: {} })), catch: (e) => `cannot derive haproxy's timeouts from the default config: ${String(e)}` })
+
+/** Every value conf/haproxy.cfg.template asks for. */
+export const haproxyValues = (options: HaproxyOptions, timeouts: ProxyTimeouts): TemplateValues => {
+  const paths = haproxyPaths(options.dataDir)
+  return {
+    admin_socket: paths.adminSocket,
+    hard_stop_after: HARD_STOP_AFTER,
+    server_state_file: paths.serverState,
+    bind: options.bind,
+    port: options.port,
+    nginx_port: options.nginxPort,
+    backend_servers: serverLines(options.backends),
+    api_timeout: `${timeouts.api}ms`,
+    api_timeout_seconds: timeouts.api / 1000,
+    tunnel_timeout: `${timeouts.tunnel}ms`,
+  }
+}
+
 /** `show proc` on the master CLI, parsed. */
 export const showProc = (dataDir: string): Effect.Effect<ProcList, string> =>
   haproxyCommand(haproxyPaths(dataDir).masterSocket, "show proc").pipe(
@@ -128,21 +158,16 @@ const renderChecked = (options: HaproxyOptions, out: string): Effect.Effect<void
   Effect.gen(function* () {
     const invalid = invalidBackends(options.backends)
     if (invalid !== undefined) return yield* Effect.fail(invalid)
+    const timeouts = yield* timeoutsOf(options)
+    const badTimeout = invalidTimeouts(timeouts)
+    if (badTimeout !== undefined) return yield* Effect.fail(badTimeout)
     const paths = haproxyPaths(options.dataDir)
     for (const socket of [paths.masterSocket, paths.adminSocket]) {
       if (Buffer.byteLength(socket) > MAX_SOCKET_PATH) {
         return yield* Effect.fail(`socket path ${socket} is longer than ${MAX_SOCKET_PATH} bytes: use a shorter data dir`)
       }
     }
-    yield* renderTemplateFile(HAPROXY_TEMPLATE, out, {
-      admin_socket: paths.adminSocket,
-      hard_stop_after: HARD_STOP_AFTER,
-      server_state_file: paths.serverState,
-      bind: options.bind,
-      port: options.port,
-      nginx_port: options.nginxPort,
-      backend_servers: serverLines(options.backends),
-    }).pipe(Effect.mapError((e) => e.message))
+    yield* renderTemplateFile(HAPROXY_TEMPLATE, out, haproxyValues(options, timeouts)).pipe(Effect.mapError((e) => e.message))
     const check = yield* run(HAPROXY_BIN, ["-c", "-f", out])
     if (!check.ok) {
       const rejected = out.replace(/(\.new)?$/, ".rejected")
@@ -162,7 +187,7 @@ const saveOptions = (options: HaproxyOptions) =>
   io("cannot save haproxy options", () =>
     writeFile(
       haproxyPaths(options.dataDir).options,
-      JSON.stringify({ port: options.port, bind: options.bind, nginxPort: options.nginxPort, backends: options.backends }),
+      JSON.stringify({ port: options.port, bind: options.bind, nginxPort: options.nginxPort, backends: options.backends, timeouts: options.timeouts }),
     ),
   )
 
@@ -209,7 +234,7 @@ export const haproxySpec = (options: HaproxyOptions): ChildSpec => {
     restart,
     shutdown: options.shutdown ?? SHUTDOWN_MS,
     start: Effect.gen(function* () {
-      yield* prepare.pipe(Effect.mapError((cause) => ExitReason.Crash({ cause })))
+      yield* prepare.pipe(Effect.mapError((cause) => ExitReason.Crash({ detail: cause })))
       const spec = processSpec({
         id,
         command: HAPROXY_BIN,

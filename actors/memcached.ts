@@ -155,7 +155,7 @@ export const memcachedSpec = (options: MemcachedOptions): ChildSpec => {
     shutdown: options.shutdown ?? SHUTDOWN_MS,
     start: Effect.gen(function* () {
       const user = yield* memcachedUser
-      yield* prepareSocketDir(options.dataDir, user).pipe(Effect.mapError((cause) => ExitReason.Crash({ cause })))
+      yield* prepareSocketDir(options.dataDir, user).pipe(Effect.mapError((cause) => ExitReason.Crash({ detail: cause })))
       const spec = processSpec({
         id,
         command: MEMCACHED_BIN,

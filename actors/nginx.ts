@@ -1,10 +1,13 @@
-// The nginx actor: serves static/ on 127.0.0.1 behind haproxy, from conf/nginx.conf.template rendered
-// into <data>/nginx/ (its prefix: pid, temp dirs, access log); ready and alive when /nginx-healthz answers.
+// The nginx actor: serves static/ and the published worksheets in <data>/pub/ (at /pub/) on 127.0.0.1 behind haproxy,
+// from conf/nginx.conf.template rendered into <data>/nginx/ (its prefix: pid, temp dirs, access log); ready and alive
+// when /nginx-healthz answers.
 import { constants } from "node:fs"
-import { mkdir, stat } from "node:fs/promises"
+import { chmod, mkdir, stat } from "node:fs/promises"
 import { dirname, join, resolve } from "node:path"
 import { Effect } from "effect"
 import { CONF_DIR, renderTemplateFile } from "../src/config/render.ts"
+import { PAGE_CSP } from "../src/publish/render.ts"
+import { pubRoot } from "../src/publish/write.ts"
 import type { ChildSpec, Restart } from "../supervisors/child.ts"
 import { ExitReason } from "../supervisors/exit.ts"
 import { type LivenessOptions, type LogLevel, processSpec } from "./process.ts"
@@ -104,14 +107,30 @@ export const renderNginxConf = (options: NginxOptions): Effect.Effect<string, st
       prefix,
       port: options.port,
       static_root: resolve(options.staticRoot),
+      pub_root: pubRoot(options.dataDir),
+      pub_csp: PAGE_CSP,
       mime_types: MIME_TYPES,
     }).pipe(Effect.mapError((e) => e.message))
     return conf
   })
 
+/** `<data>/pub/`, where the backends write published pages: made here so nginx answers 404, not 500, before the first. */
+const ensurePubRoot = (dataDir: string): Effect.Effect<void, string> =>
+  Effect.tryPromise({
+    try: async () => {
+      await mkdir(pubRoot(dataDir), { recursive: true })
+      await chmod(pubRoot(dataDir), 0o755)
+    },
+    catch: (e) => `cannot create ${pubRoot(dataDir)}: ${String(e)}`,
+  })
+
 const prepare = (options: NginxOptions): Effect.Effect<string, string> =>
   Effect.gen(function* () {
-    if (process.getuid?.() === 0) yield* checkReadableByOthers(options.staticRoot)
+    yield* ensurePubRoot(options.dataDir)
+    if (process.getuid?.() === 0) {
+      yield* checkReadableByOthers(options.staticRoot)
+      yield* checkReadableByOthers(pubRoot(options.dataDir))
+    }
     return yield* renderNginxConf(options)
   })
 
@@ -124,7 +143,7 @@ export const nginxSpec = (options: NginxOptions): ChildSpec => {
     restart,
     shutdown: options.shutdown ?? SHUTDOWN_MS,
     start: Effect.gen(function* () {
-      const conf = yield* prepare(options).pipe(Effect.mapError((cause) => ExitReason.Crash({ cause })))
+      const conf = yield* prepare(options).pipe(Effect.mapError((cause) => ExitReason.Crash({ detail: cause })))
       const spec = processSpec({
         id,
         command: NGINX_BIN,

@@ -152,7 +152,7 @@ export const postgresSpec = (options: PostgresOptions): ChildSpec => {
     type: "worker",
     start: prepare.pipe(
       Effect.flatMap((opts) => Effect.try({ try: () => processSpec(opts), catch: (e) => new ClusterError({ message: String(e) }) })),
-      Effect.mapError((error) => ExitReason.Crash({ cause: error.message })),
+      Effect.mapError((error) => ExitReason.Crash({ detail: error.message })),
       Effect.flatMap((spec) => spec.start),
     ),
   }

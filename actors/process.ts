@@ -150,7 +150,7 @@ const startProcess = (options: ProcessOptions): Effect.Effect<Running, ExitReaso
     const life = yield* Effect.acquireRelease(
       Effect.gen(function*() {
         const child = yield* spawnProcess({ ...options, onLines }).pipe(
-          Effect.mapError((cause) => ExitReason.Crash({ cause })),
+          Effect.mapError((cause) => ExitReason.Crash({ detail: cause })),
         )
         childPid = child.pid
         const life: Life = { child, requested: undefined, exit: yield* Deferred.make<ExitReason>() }
@@ -207,7 +207,7 @@ const watchExit = (life: Life, oomBefore: number, removePid: () => void, event: 
     yield* Deferred.succeed(life.exit, reason)
   }).pipe(
     // A bug here must not leave the finalizer waiting forever for an exit reason.
-    Effect.catchCause((cause) => Deferred.succeed(life.exit, ExitReason.Crash({ cause: `process watcher failed: ${Cause.pretty(cause)}` }))),
+    Effect.catchCause((cause) => Deferred.succeed(life.exit, ExitReason.Crash({ detail: `process watcher failed: ${Cause.pretty(cause)}` }))),
     Effect.asVoid,
   )
 
@@ -266,7 +266,7 @@ const awaitReady = (
     const reason = outcome.value
     if (reason === undefined) return yield* event("info", `ready (${describeProbe(probe)})`)
     return yield* Effect.fail(
-      reason._tag === "Normal" ? ExitReason.Crash({ code: 0, cause: "exited with code 0 before it was ready" }) : reason,
+      reason._tag === "Normal" ? ExitReason.Crash({ code: 0, detail: "exited with code 0 before it was ready" }) : reason,
     )
   })
 

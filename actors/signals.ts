@@ -1,6 +1,6 @@
-// The stop protocol for a process group: polite signal, wait `shutdown` ms, SIGKILL the group, wait until
-// the main process is reaped and no process of the group is left (zombies aside: they are a reaper's job).
-import { Effect } from "effect"
+// The one signaller of the house: the stop protocol for a process group (polite signal, wait `shutdown` ms, SIGKILL
+// the group, wait until the main process is reaped and the group is empty) and the escalation that ends a session.
+import { type Duration, Effect, Option } from "effect"
 import type { Shutdown } from "../supervisors/child.ts"
 import { groupGone } from "./procstat.ts"
 
@@ -71,4 +71,17 @@ export const stopGroup = (options: StopOptions): Effect.Effect<void> =>
       if (done._tag === "None") yield* options.onEscalate(shutdown)
     }
     yield* killGroup(pgid, mainExited)
+  })
+
+/**
+ * Runs `steps` (say SIGINT, SIGQUIT, SIGKILL) one after another, each followed by up to `grace` of waiting for
+ * `gone`; stops at the first step after which it is gone. True if it went within the steps' time.
+ */
+export const escalate = (steps: ReadonlyArray<Effect.Effect<void>>, grace: Duration.Input, gone: Effect.Effect<void>): Effect.Effect<boolean> =>
+  Effect.gen(function*() {
+    for (const step of steps) {
+      yield* step
+      if (Option.isSome(yield* Effect.timeoutOption(gone, grace))) return true
+    }
+    return false
   })

@@ -6,11 +6,16 @@ import { join } from "node:path"
 
 type Bench = () => Promise<Record<string, number>>
 
-const BENCHES: ReadonlyArray<{ readonly name: string; readonly file: string; readonly fn: string }> = [
+/** `writes`: the bench writes its own docs/bench/<name>.json (a report with more than numbers); run.ts leaves it. */
+const BENCHES: ReadonlyArray<{ readonly name: string; readonly file: string; readonly fn: string; readonly writes?: true }> = [
   { name: "tree", file: "./tree.ts", fn: "benchTree" },
   { name: "logwatch", file: "./logwatch.ts", fn: "benchLogwatch" },
   { name: "worker", file: "./worker.ts", fn: "benchWorker" },
+  { name: "sessions", file: "./sessions.ts", fn: "benchSessions" },
   { name: "web", file: "./web.ts", fn: "benchWeb" },
+  { name: "chaos", file: "./chaos.ts", fn: "benchChaos", writes: true },
+  { name: "workspace", file: "./workspace.ts", fn: "benchWorkspace" },
+  { name: "saves", file: "./saves.ts", fn: "benchSaves" },
 ]
 
 const only = process.argv.slice(2)
@@ -26,7 +31,7 @@ for (const b of BENCHES) {
   try {
     const mod = (await import(b.file)) as Record<string, Bench>
     const results = await mod[b.fn]!()
-    writeFileSync(
+    if (!b.writes) writeFileSync(
       join(outDir, `${b.name}.json`),
       JSON.stringify({ bench: b.name, date: new Date().toISOString(), machine: { cpus: cpus().length, cpu: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30) }, results }, null, 2) + "\n",
     )

@@ -1,13 +1,14 @@
 // Worker benchmark: new session to first result for sage and python (pool hit, pool miss, cold interpreter
 // start), execution round trip at the worker, and memory per idle session. `node bench/worker.ts` prints JSON.
+// Its worker start and its per-session memory reader serve bench/sessions.ts too.
 import { spawn, execFile } from "node:child_process"
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { promisify } from "node:util"
 import type { KernelKind } from "../src/protocol/worker.ts"
-import { WorkerClient } from "../src/worker/client.ts"
-import { ensureWorkerSecret } from "../src/worker/secret.ts"
+import { WorkerClient } from "../src/wire/client.ts"
+import { ensureWorkerSecret } from "../src/wire/secret.ts"
 import { freePort } from "../test/ports.ts"
 
 const run = promisify(execFile)
@@ -21,33 +22,68 @@ const COLD: Record<KernelKind, string> = {
   python: "from sympy import *; import numpy, matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot; x = symbols('x'); print(factor(x**2-1))",
 }
 
-const quantile = (values: ReadonlyArray<number>, q: number): number => {
+export const quantile = (values: ReadonlyArray<number>, q: number): number => {
   const sorted = [...values].sort((a, b) => a - b)
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN
 }
-const round = (n: number): number => Math.round(n * 100) / 100
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+export const round = (n: number): number => Math.round(n * 100) / 100
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
-const withWorker = async <A>(kind: KernelKind, pool: number, body: (client: WorkerClient) => Promise<A>): Promise<A> => {
+export interface BenchWorker {
+  readonly pid: number
+  readonly dataDir: string
+  readonly client: WorkerClient
+  /** SIGTERM, then the ms until the worker process has exited, and its exit code (once: later calls get the same) */
+  stop(): Promise<{ readonly ms: number; readonly code: number | null }>
+}
+
+/**
+ * A real worker (as root its sessions are containers) on a free port with a temp data dir, `config` on top of its
+ * defaults (src/worker/config.ts), and a client connected to it; resolves once a forkserver is ready.
+ */
+export const startBenchWorker = async (config: Record<string, unknown>): Promise<BenchWorker> => {
   const dataDir = await mkdtemp(join(tmpdir(), "sagews-bench-"))
   const port = await freePort()
-  await writeFile(join(dataDir, "worker.json"), JSON.stringify({ kernels: [kind], pool, uidRange: { first: 260_000, last: 260_999 } }))
+  await writeFile(join(dataDir, "worker.json"), JSON.stringify(config))
   const proc = spawn(process.execPath, [join(import.meta.dirname, "../src/worker/main.ts"), "--data", dataDir, "--port", String(port), "--config", join(dataDir, "worker.json")], { stdio: ["ignore", "pipe", "inherit"] })
-  const ready = new Promise<void>((resolve) => proc.stdout?.on("data", (chunk: Buffer) => chunk.toString().includes("forkserver ready") && resolve()))
-  const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()))
+  let tail = "" // its last log lines, for the error when it fails to start
+  const ready = new Promise<void>((resolve) =>
+    proc.stdout?.on("data", (chunk: Buffer) => {
+      tail = (tail + chunk.toString()).slice(-2_000)
+      if (chunk.toString().includes("forkserver ready")) resolve()
+    })
+  )
+  const exited = new Promise<number | null>((resolve) => proc.once("exit", (code) => resolve(code)))
+  let stopped: Promise<{ ms: number; code: number | null }> | undefined
+  const stop = (): Promise<{ ms: number; code: number | null }> =>
+    (stopped ??= (async () => {
+      const started = performance.now()
+      proc.kill("SIGTERM")
+      const code = await exited
+      const ms = performance.now() - started
+      await rm(dataDir, { recursive: true, force: true })
+      return { ms, code }
+    })())
   try {
-    await ready
-    await sleep(300) // let the pool fill
+    const early = exited.then((code) => Promise.reject(new Error(`the bench worker exited (code ${code}) before a forkserver was ready:\n${tail}`)))
+    early.catch(() => undefined) // once ready, its later exit is no failure
+    await Promise.race([ready, early])
     const client = await WorkerClient.connect({ port, secret: await ensureWorkerSecret(dataDir) })
-    try {
-      return await body(client)
-    } finally {
-      client.close()
-    }
+    return { pid: proc.pid ?? 0, dataDir, client, stop }
+  } catch (error) {
+    await stop()
+    throw error
+  }
+}
+
+const withWorker = async <A>(kind: KernelKind, pool: number, body: (client: WorkerClient) => Promise<A>): Promise<A> => {
+  const worker = await startBenchWorker({ kernels: [kind], pool, uidRange: { first: 260_000, last: 260_999 } })
+  try {
+    await sleep(300) // let the pool fill
+    return await body(worker.client)
   } finally {
-    proc.kill("SIGTERM")
-    await exited
-    await rm(dataDir, { recursive: true, force: true })
+    worker.client.close()
+    await worker.stop()
   }
 }
 
@@ -65,17 +101,31 @@ const firstResults = async (client: WorkerClient, kind: KernelKind, pauseMs: num
   return times
 }
 
-const parentOf = async (pid: number): Promise<number> => Number((await readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1]?.split(" ")[1])
+/**
+ * Every process of the session whose kernel (as root: its container's holder) is `pid`: the members of its own
+ * cgroup (src/worker/cgroups.ts: `sagews.<id>.<pid>/k<n>`), so what its user code started counts too. A session
+ * without a cgroup of its own (unprivileged worker, no controllers) is its kernel alone.
+ */
+export const sessionProcesses = async (pid: number): Promise<Array<number>> => {
+  const lines = (await readFile(`/proc/${pid}/cgroup`, "utf8")).split("\n")
+  const v1 = lines.find((l) => l.split(":")[1]?.split(",").includes("memory"))?.split(":")[2]
+  const v2 = lines.find((l) => l.startsWith("0::"))?.slice(3)
+  const dir = v1 !== undefined ? `/sys/fs/cgroup/memory${v1}` : `/sys/fs/cgroup${v2 ?? ""}`
+  if (!/\/sagews\.[^/]+\/k\d+$/.test(dir)) return [pid]
+  return (await readFile(join(dir, "cgroup.procs"), "utf8")).split("\n").filter(Boolean).map(Number)
+}
 
-/** The kernel and, as root, its container's init and holder (docs/SECURITY.md): all of a session's memory. */
-const containerOf = async (kernel: number): Promise<Array<number>> => {
-  const pids = [kernel]
-  for (let p = await parentOf(kernel); p > 1; p = await parentOf(p)) {
-    const comm = (await readFile(`/proc/${p}/comm`, "utf8")).trim()
-    if (comm !== "sagews-init" && comm !== "sagews-holder") break
-    pids.push(p)
+/** PSS and USS (private clean + dirty) in KiB, summed over `pids` from /proc/<pid>/smaps_rollup. */
+export const memoryOf = async (pids: ReadonlyArray<number>): Promise<{ pssKiB: number; ussKiB: number }> => {
+  let pssKiB = 0
+  let ussKiB = 0
+  for (const pid of pids) {
+    const rollup = await readFile(`/proc/${pid}/smaps_rollup`, "utf8").catch(() => "") // it ended while we looked
+    const kib = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+)`, "m").exec(rollup)?.[1] ?? 0)
+    pssKiB += kib("Pss")
+    ussKiB += kib("Private_Clean") + kib("Private_Dirty")
   }
-  return pids
+  return { pssKiB, ussKiB }
 }
 
 const memoryPerIdleSession = async (client: WorkerClient, kind: KernelKind): Promise<{ pss: number; uss: number }> => {
@@ -84,12 +134,9 @@ const memoryPerIdleSession = async (client: WorkerClient, kind: KernelKind): Pro
   let pss = 0
   let uss = 0
   for (const s of sessions) {
-    for (const pid of await containerOf(s.pid ?? 0)) {
-      const rollup = await readFile(`/proc/${pid}/smaps_rollup`, "utf8")
-      const kib = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+)`, "m").exec(rollup)?.[1] ?? 0)
-      pss += kib("Pss")
-      uss += kib("Private_Clean") + kib("Private_Dirty")
-    }
+    const memory = await memoryOf(await sessionProcesses(s.pid ?? 0))
+    pss += memory.pssKiB
+    uss += memory.ussKiB
   }
   await Promise.all(sessions.map((s) => s.close()))
   return { pss: pss / IDLE_SESSIONS / 1024, uss: uss / IDLE_SESSIONS / 1024 }

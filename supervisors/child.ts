@@ -47,6 +47,8 @@ export type ChildState = "starting" | "running" | "restarting" | "stopping" | "s
 
 export interface ChildStatus {
   readonly id: string
+  /** dynamic children started with a key (startChild's `options.key`) */
+  readonly key?: string | undefined
   readonly state: ChildState
   readonly pid?: number | undefined
   readonly port?: number | undefined

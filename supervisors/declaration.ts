@@ -30,8 +30,14 @@ export interface DynamicSupervisorSpec {
   readonly intensity?: number
   readonly period?: number
   readonly backoff?: BackoffOptions
-  /** A start past this many live children is refused with MaxChildrenReached. */
+  /** A start past this many live children (starting ones included) is refused with MaxChildrenReached. */
   readonly maxChildren?: number
+  /** The same per `key` given to startChild (say, a user): refused with MaxChildrenPerKeyReached. */
+  readonly maxChildrenPerKey?: number
+  /** How long the record of an ended child (`ended`, `endedChild`) is kept. */
+  readonly keepEnded?: Duration.Input
+  /** At most this many records of ended children are kept; the oldest go first. */
+  readonly maxEnded?: number
 }
 
 export const SUPERVISOR_DEFAULTS = {
@@ -46,12 +52,20 @@ export const SUPERVISOR_DEFAULTS = {
     resetAfter: "10 seconds",
   },
   maxChildren: Number.POSITIVE_INFINITY,
+  maxChildrenPerKey: Number.POSITIVE_INFINITY,
+  /** Long enough to answer "why did my session end?" after a reconnect, short enough not to grow without end. */
+  keepEnded: "1 hour",
+  /** About a day of sessions on a busy worker, a few MB at most. */
+  maxEnded: 10_000,
 } as const satisfies {
   strategy: Strategy
   intensity: number
   period: number
   backoff: Required<BackoffOptions>
   maxChildren: number
+  maxChildrenPerKey: number
+  keepEnded: Duration.Input
+  maxEnded: number
 }
 
 /** A backoff policy with every field resolved to milliseconds. */
@@ -72,5 +86,9 @@ export interface ResolvedSupervisor {
   readonly periodMs: number
   readonly backoff: ResolvedBackoff
   readonly maxChildren: number
+  readonly maxChildrenPerKey: number
+  /** Dynamic supervisors keep records of ended children this long, at most `maxEnded`; static ones keep none. */
+  readonly keepEndedMs: number
+  readonly maxEnded: number
   readonly children: ReadonlyArray<ChildSpecResolved>
 }

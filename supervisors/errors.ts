@@ -1,4 +1,4 @@
-// Tagged errors of the supervision engine: a bad declaration, an escalation, and refused operator calls.
+// Tagged errors of the supervision engine: a bad declaration, an escalation, refused operator calls and starts.
 // Each names the supervisor and the value involved, so a user-facing message can say what to do.
 import { Data } from "effect"
 import { type ExitReason, formatExit } from "./exit.ts"
@@ -53,6 +53,20 @@ export class MaxChildrenReached extends Data.TaggedError("MaxChildrenReached")<{
   }
 }
 
+/** A dynamic supervisor's per-key cap (maxChildrenPerKey): that key, say a user, already runs that many children. */
+export class MaxChildrenPerKeyReached extends Data.TaggedError("MaxChildrenPerKeyReached")<{
+  readonly supervisor: string
+  readonly child: string
+  readonly key: string
+  readonly maxChildrenPerKey: number
+}> {
+  override get message(): string {
+    return `supervisor ${show(this.supervisor)} refused to start ${show(this.child)}: ` +
+      `key ${show(this.key)} already has maxChildrenPerKey = ${this.maxChildrenPerKey} children; ` +
+      `stop one of them or raise the limit`
+  }
+}
+
 export class UnknownChild extends Data.TaggedError("UnknownChild")<{
   readonly supervisor: string
   readonly child: string
@@ -71,7 +85,7 @@ export class SupervisorStopped extends Data.TaggedError("SupervisorStopped")<{
   }
 }
 
-/** A dynamic child's `start` failed; the child was not added. */
+/** A dynamic child's `start` failed, or it was terminated while starting (reason = terminateChild's); it was not added. */
 export class ChildStartFailed extends Data.TaggedError("ChildStartFailed")<{
   readonly supervisor: string
   readonly child: string

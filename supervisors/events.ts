@@ -12,6 +12,7 @@ export interface SupervisorEvent {
   /** absent for events about the supervisor itself (its own stop) */
   readonly child?: string | undefined
   readonly kind: EventKind
+  /** exit: why the child ended (its own exit, a failed start, terminateChild's reason); stop: the reason recorded */
   readonly reason?: ExitReason | undefined
   readonly pid?: number | undefined
   /** restart: how many restarts in a row this child's backoff has seen (1 = first) */
@@ -52,7 +53,8 @@ const describe = (e: SupervisorEvent): string => {
     case "escalation":
       return `${e.restarts} restarts in ${e.period} s after ${who} exited ${e.reason ? formatExit(e.reason) : "?"}: giving up`
     case "stop":
-      return e.child === undefined ? `supervisor ${e.supervisor} stopped` : `stopped ${who}`
+      if (e.child === undefined) return `supervisor ${e.supervisor} stopped`
+      return e.reason === undefined || e.reason._tag === "Shutdown" ? `stopped ${who}` : `stopped ${who}: ${formatExit(e.reason)}`
   }
 }
 

@@ -1,39 +1,48 @@
 // Exit reasons: why a supervised child (process, fiber, session or supervisor) stopped.
-// One tagged union for every kind of child, so restart policies, `status` and the log all read the same thing.
+// The one tagged union of the house: restart policies, `status`, the log and the session wire (src/protocol/) read it.
 import { Data } from "effect"
 
 export type ExitReason = Data.TaggedEnum<{
-  /** Ended by itself with success (exit code 0, or a fiber that returned). */
+  /** Ended by itself with success (exit code 0, a fiber that returned, a stateless run that finished). */
   Normal: {}
-  /** Ended because its supervisor (or an operator) asked it to stop. */
+  /** Ended because its supervisor asked it to stop (the supervisor's own stop, a sibling's restart). */
   Shutdown: {}
-  /** Failed: a non-zero exit code, a failed effect, a failed readiness probe. */
-  Crash: { readonly cause: string; readonly code?: number | undefined }
-  /** Ended by a signal that nobody in the tree asked for (SIGKILL from outside, SIGSEGV, ...). */
+  /** Failed: a non-zero exit code, a failed effect, a failed readiness probe, a session's kernel gone wrong. */
+  Crash: { readonly detail: string; readonly code?: number | undefined }
+  /** Ended by a signal that nobody in the tree asked for (SIGKILL from outside, SIGSEGV, a user's `kill -9 -1`). */
   Killed: { readonly signal: string }
-  /** A time limit ended it: a liveness probe, a readiness deadline, a session's wall/idle/exec limit. */
+  /** A time limit ended it: a liveness probe, a readiness deadline, a session's `wall`, `idle` or `exec` limit. */
   Timeout: { readonly limit: string }
-  /** The kernel or an rlimit ended it for memory. */
+  /** It used its CPU seconds (RLIMIT_CPU: SIGXCPU). */
+  CpuLimit: {}
+  /** Its memory limit: the cgroup's OOM killer struck, or an rlimit ended it. */
   OutOfMemory: {}
+  /** A session its user closed (a `close`, or the user's code called `exit()`). */
+  ClosedByUser: {}
+  /** A session an operator ended (`sagews kill`). */
+  ClosedByOperator: {}
+  /** A session ended because its worker stopped. */
+  WorkerStopped: {}
 }>
 
 export const ExitReason = Data.taggedEnum<ExitReason>()
 
+/** The reasons somebody asked for: `transient` children restart only on the others. */
+const DELIBERATE: ReadonlySet<ExitReason["_tag"]> = new Set(["Normal", "Shutdown", "ClosedByUser", "ClosedByOperator", "WorkerStopped"])
+
 /** `transient` children restart only on these. */
-export const isAbnormal = (reason: ExitReason): boolean => reason._tag !== "Normal" && reason._tag !== "Shutdown"
+export const isAbnormal = (reason: ExitReason): boolean => !DELIBERATE.has(reason._tag)
 
 /** A short human form for tables and logs: `Killed(SIGKILL)`, `Crash(exit 3)`, `Timeout(liveness)`. */
 export const formatExit = (reason: ExitReason): string => {
   switch (reason._tag) {
-    case "Normal":
-    case "Shutdown":
-    case "OutOfMemory":
-      return reason._tag
     case "Crash":
-      return `Crash(${reason.code !== undefined ? `exit ${reason.code}` : reason.cause})`
+      return `Crash(${reason.code !== undefined ? `exit ${reason.code}` : reason.detail})`
     case "Killed":
       return `Killed(${reason.signal})`
     case "Timeout":
       return `Timeout(${reason.limit})`
+    default:
+      return reason._tag
   }
 }

@@ -17,7 +17,7 @@ const exitReason = (exit: Exit.Exit<unknown, unknown>): ExitReason => {
   const failure = Cause.findErrorOption(exit.cause)
   const error = Option.isSome(failure) ? failure.value : Cause.squash(exit.cause)
   const cause = typeof error === "string" ? error : error instanceof Error ? error.message : Cause.pretty(exit.cause)
-  return ExitReason.Crash({ cause })
+  return ExitReason.Crash({ detail: cause })
 }
 
 export const fiberChild = ({ run, ready, ...spec }: FiberChildOptions): ChildSpec => ({

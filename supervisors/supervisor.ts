@@ -13,6 +13,7 @@ import { registerNested, validateSupervisor } from "./validate.ts"
 export type { BackoffOptions, DynamicSupervisorSpec, Strategy, SupervisorSpec } from "./declaration.ts"
 export { SUPERVISOR_DEFAULTS } from "./declaration.ts"
 export type { EventKind, SupervisorEvent } from "./events.ts"
+export { closeReason } from "./slot.ts"
 export * from "./errors.ts"
 
 export interface SupervisorHandle {
@@ -25,8 +26,11 @@ export interface SupervisorHandle {
    * A start that then fails is an ordinary exit and does count.
    */
   readonly restartChild: (id: string) => Effect.Effect<void, UnknownChild | SupervisorStopped>
-  /** Stops one child and leaves it stopped (a temporary child is removed) until `restartChild`. */
-  readonly terminateChild: (id: string) => Effect.Effect<void, UnknownChild | SupervisorStopped>
+  /**
+   * Stops one child and leaves it stopped (a temporary child is removed) until `restartChild`, recording
+   * `reason` (default Shutdown): its scope is closed with it, then it is the child's `lastExit` and an exit event.
+   */
+  readonly terminateChild: (id: string, reason?: ExitReason) => Effect.Effect<void, UnknownChild | SupervisorStopped>
   /** Stops every child in reverse order and waits; then `await` succeeds. Idempotent. */
   readonly stop: Effect.Effect<void>
   /** This supervisor's events and those of every supervisor nested below it. Subscribe in a Scope. */
@@ -38,8 +42,8 @@ export interface SupervisorHandle {
 }
 
 /**
- * Validates the declaration, starts the children in list order (each counts as started once its `start`
- * resolves) and returns. Closing the Scope stops every child in reverse order and waits for them.
+ * Validates the declaration, starts the children in list order (each once the one before is ready, its `start`
+ * resolved) and returns. Closing the Scope stops every child in reverse order and waits for them.
  */
 export const make = Effect.fn("Supervisor.make")(function*(spec: SupervisorSpec) {
   const resolved = yield* validateSupervisor(spec)
@@ -61,10 +65,10 @@ export const make = Effect.fn("Supervisor.make")(function*(spec: SupervisorSpec)
     id: engine.id,
     children: engine.children,
     restartChild: (id) =>
-      engine.call((ops) => ops.restart(id)).pipe(
+      Effect.flatten(engine.call((ops) => ops.restart(id))).pipe(
         Effect.catchTag("UnknownChild", (notFound) => restartNested(id, notFound)),
       ),
-    terminateChild: (id) => engine.call((ops) => ops.terminate(id)),
+    terminateChild: (id, reason = ExitReason.Shutdown()) => Effect.flatten(engine.call((ops) => ops.terminate(id, reason))),
     stop: engine.stop,
     events: engine.events.pubsub,
     recentEvents: engine.events.recent,
@@ -77,7 +81,7 @@ export const make = Effect.fn("Supervisor.make")(function*(spec: SupervisorSpec)
 export const supervisorExit = (done: Effect.Effect<void, Escalation>): Effect.Effect<ExitReason> =>
   done.pipe(
     Effect.as(ExitReason.Shutdown()),
-    Effect.catch((e: Escalation) => Effect.succeed(ExitReason.Crash({ cause: e.message }))),
+    Effect.catch((e: Escalation) => Effect.succeed(ExitReason.Crash({ detail: e.message }))),
   )
 
 /**
@@ -90,7 +94,7 @@ export const supervisorChild = (
   options?: Pick<ChildSpec, "restart" | "shutdown">,
 ): ChildSpec => {
   const start = Effect.map(
-    Effect.mapError(make(spec), (e): ExitReason => ExitReason.Crash({ cause: e.message })),
+    Effect.mapError(make(spec), (e): ExitReason => ExitReason.Crash({ detail: e.message })),
     (handle): Running => ({ exit: supervisorExit(handle.await), children: handle.children, restartChild: handle.restartChild }),
   )
   const child: ChildSpec = {

@@ -5,11 +5,14 @@ import type { Config } from "../src/config/schema.ts"
 import { Effect } from "effect"
 import { backendSpec } from "../actors/backend.ts"
 import { haproxySpec } from "../actors/haproxy.ts"
+import { proxyTimeouts } from "../src/config/proxy.ts"
 import { logwatchSpec } from "../actors/logwatch.ts"
 import { memcachedSocket, memcachedSpec } from "../actors/memcached.ts"
 import { nginxSpec } from "../actors/nginx.ts"
 import { postgresSpec, prepareDatabase } from "../actors/postgres.ts"
+import { withRoom } from "../actors/room.ts"
 import { workerSpec } from "../actors/worker.ts"
+import { defaultUidRange } from "../src/worker/config.ts"
 import type { ChildSpec } from "./child.ts"
 import { ExitReason } from "./exit.ts"
 import { fiberChild } from "./fiber.ts"
@@ -22,12 +25,13 @@ const STATIC_ROOT = fileURLToPath(new URL("../static", import.meta.url))
 const externalPostgres = (url: string): ChildSpec =>
   fiberChild({
     id: "postgres",
-    ready: prepareDatabase(url).pipe(Effect.mapError((cause) => ExitReason.Crash({ cause: `external PostgreSQL: ${cause}` }))),
+    ready: prepareDatabase(url).pipe(Effect.mapError((cause) => ExitReason.Crash({ detail: `external PostgreSQL: ${cause}` }))),
     run: Effect.never,
   })
 
 /** The session settings of the config, in the worker's own terms (src/worker/config.ts). */
-const workerConfig = ({ sessions: s }: Config) => ({
+const workerConfig = ({ sessions: s }: Config, id: string) => ({
+  uidRange: defaultUidRange(id, s.uidBase),
   pool: s.pool,
   maxSessions: s.maxPerWorker,
   maxSessionsPerUser: s.maxPerUser,
@@ -35,10 +39,11 @@ const workerConfig = ({ sessions: s }: Config) => ({
   disk: { home: s.homeMb, tmp: s.tmpMb },
 })
 
-/** The admission settings of the config, in the backend's own terms (src/backend/options.ts). */
-export const backendConfig = ({ admission: a }: Config) => ({
+/** The admission and sign-in settings of the config, in the backend's own terms (src/backend/options.ts). */
+export const backendConfig = ({ admission: a, signIn }: Config) => ({
   admission: { sessionsPerClient: a.sessionsPerClient, sessionsPerAddress: a.sessionsPerAddress, execsPerClient: a.execsPerClient, execsPerAddress: a.execsPerAddress },
   identityMaxAge: a.identityDays * 86_400,
+  signIn: { providers: signIn.providers },
 })
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1)
@@ -54,23 +59,30 @@ export const treeSpec = (config: Config, dataDir: string, extra: ReadonlyArray<C
   const db = { port: config.postgres.port, url: config.postgres.url || undefined }
   const backends = range(config.backends.count).map((i) => ({ name: `b${i}`, id: `backend:${i}`, port: config.backends.basePort + i - 1 }))
   const workers = range(config.workers.count).map((i) => ({ id: `worker:${i}`, port: config.workers.basePort + i - 1 }))
+  // a full disk is waited out before a start (actors/room.ts), not restarted into until every supervisor gives up
+  const room = (spec: ChildSpec): ChildSpec => withRoom(dataDir, spec)
 
   const store = supervisorChild({
     id: "store",
     strategy: "one_for_one",
     ...policy,
+    // PostgreSQL and memcached heal by restarts, however long they are down, and everything else goes on without
+    // them meanwhile (sessions, stateless runs, the registry's backlog): the store never gives up, which would
+    // restart it from the root and, on a PostgreSQL that cannot start, stop the whole tree. Every restart waits at
+    // least backoffMs, so no more than this many fit in a period.
+    intensity: Math.ceil((config.supervisor.period * 1000) / config.supervisor.backoffMs) + 1,
     children: [
       config.postgres.url
         ? externalPostgres(config.postgres.url)
-        : postgresSpec({ dataDir, port: config.postgres.port, fastInit: config.postgres.fastInit, liveness, shutdown }),
-      ...(config.cache.enabled ? [memcachedSpec({ dataDir, memoryMb: config.cache.memoryMb, liveness, shutdown })] : []),
+        : room(postgresSpec({ dataDir, port: config.postgres.port, fastInit: config.postgres.fastInit, liveness, shutdown })),
+      ...(config.cache.enabled ? [room(memcachedSpec({ dataDir, memoryMb: config.cache.memoryMb, liveness, shutdown }))] : []),
     ],
   })
   const compute = supervisorChild({
     id: "compute",
     strategy: "one_for_one",
     ...policy,
-    children: workers.map((w) => workerSpec({ id: w.id, dataDir, port: w.port, liveness, shutdown, config: workerConfig(config) })),
+    children: workers.map((w) => room(workerSpec({ id: w.id, dataDir, port: w.port, liveness, shutdown, config: workerConfig(config, w.id) }))),
   })
   const web = supervisorChild({
     id: "web",
@@ -78,7 +90,7 @@ export const treeSpec = (config: Config, dataDir: string, extra: ReadonlyArray<C
     ...policy,
     children: [
       ...backends.map((b) =>
-        backendSpec({
+        room(backendSpec({
           id: b.id,
           dataDir,
           port: b.port,
@@ -88,10 +100,10 @@ export const treeSpec = (config: Config, dataDir: string, extra: ReadonlyArray<C
           db,
           config: backendConfig(config),
           ...(config.cache.enabled ? { cache: memcachedSocket(dataDir), cacheTtl: config.cache.ttlSeconds } : {}),
-        })
+        }))
       ),
-      nginxSpec({ dataDir, port: config.nginx.port, staticRoot: STATIC_ROOT, liveness, shutdown }),
-      haproxySpec({ dataDir, port: config.port, bind: config.bind, backends: backends.map((b) => ({ name: b.name, port: b.port })), nginxPort: config.nginx.port, liveness, shutdown }),
+      room(nginxSpec({ dataDir, port: config.nginx.port, staticRoot: STATIC_ROOT, liveness, shutdown })),
+      room(haproxySpec({ dataDir, port: config.port, bind: config.bind, backends: backends.map((b) => ({ name: b.name, port: b.port })), nginxPort: config.nginx.port, timeouts: proxyTimeouts(config), liveness, shutdown })),
     ],
   })
   return {
@@ -99,6 +111,6 @@ export const treeSpec = (config: Config, dataDir: string, extra: ReadonlyArray<C
     // Parts reconnect to what they use; nothing restarts a user session but its own failure.
     strategy: "one_for_one",
     ...policy,
-    children: [store, logwatchSpec({ dataDir, db, host: config.host, liveness, shutdown }), compute, web, ...extra],
+    children: [store, room(logwatchSpec({ dataDir, db, host: config.host, liveness, shutdown })), compute, web, ...extra],
   }
 }

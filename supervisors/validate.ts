@@ -1,5 +1,5 @@
-// Validation of supervisor declarations when a supervisor is built: every error names the field and the bad value.
-// Nested supervisors (from `supervisorChild`) are validated with their parent, with paths like `children[1].children[0].id`.
+// Validation of supervisor declarations when a supervisor is built, and of dynamic children when added: every error
+// names the field and the bad value. Nested supervisors are validated with their parent (`children[1].children[0].id`).
 import { Duration, Effect, Option } from "effect"
 import { CHILD_DEFAULTS, type ChildSpec } from "./child.ts"
 import {
@@ -29,6 +29,8 @@ const oneOf = <T extends string>(values: ReadonlyArray<T>, v: unknown): v is T =
   typeof v === "string" && (values as ReadonlyArray<string>).includes(v)
 
 const isNonNegInt = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= 0
+
+const isCap = (v: unknown): v is number => v === Number.POSITIVE_INFINITY || (isNonNegInt(v) && v > 0)
 
 const millis = (v: unknown): number | undefined => {
   if (typeof v === "number") return Number.isFinite(v) && v >= 0 ? v : undefined
@@ -113,7 +115,15 @@ const resolveStatic = (s: SupervisorSpec, prefix: string, fail: Fail): ResolvedS
     }
     children.push(child)
   }
-  return { ...flags, strategy, maxChildren: SUPERVISOR_DEFAULTS.maxChildren, children }
+  return { ...flags, strategy, ...STATIC_LIMITS, children }
+}
+
+/** Static supervisors have no caps, and keep no records of ended children (theirs stay in `children`). */
+const STATIC_LIMITS = {
+  maxChildren: SUPERVISOR_DEFAULTS.maxChildren,
+  maxChildrenPerKey: SUPERVISOR_DEFAULTS.maxChildrenPerKey,
+  keepEndedMs: 0,
+  maxEnded: 0,
 }
 
 export const validateSupervisor = (spec: SupervisorSpec): Effect.Effect<ResolvedSupervisor, InvalidSpec> => {
@@ -128,10 +138,35 @@ export const validateDynamic = (spec: DynamicSupervisorSpec): Effect.Effect<Reso
   const flags = resolveFlags(spec, "", fail)
   if (flags instanceof InvalidSpec) return Effect.fail(flags)
   const maxChildren = spec.maxChildren ?? SUPERVISOR_DEFAULTS.maxChildren
-  if (!(maxChildren === Number.POSITIVE_INFINITY || (isNonNegInt(maxChildren) && maxChildren > 0))) {
-    return Effect.fail(fail("maxChildren", maxChildren, "an integer > 0 (or Infinity)"))
+  if (!isCap(maxChildren)) return Effect.fail(fail("maxChildren", maxChildren, "an integer > 0 (or Infinity)"))
+  const maxChildrenPerKey = spec.maxChildrenPerKey ?? SUPERVISOR_DEFAULTS.maxChildrenPerKey
+  if (!isCap(maxChildrenPerKey)) {
+    return Effect.fail(fail("maxChildrenPerKey", maxChildrenPerKey, "an integer > 0 (or Infinity)"))
   }
-  return Effect.succeed({ ...flags, strategy: "one_for_one", maxChildren, children: [] })
+  const keepEnded = spec.keepEnded ?? SUPERVISOR_DEFAULTS.keepEnded
+  const keepEndedMs = millis(keepEnded)
+  if (keepEndedMs === undefined) return Effect.fail(fail("keepEnded", keepEnded, "a finite duration >= 0"))
+  const maxEnded = spec.maxEnded ?? SUPERVISOR_DEFAULTS.maxEnded
+  if (!isNonNegInt(maxEnded)) return Effect.fail(fail("maxEnded", maxEnded, "an integer >= 0"))
+  return Effect.succeed({
+    ...flags,
+    strategy: "one_for_one",
+    maxChildren,
+    maxChildrenPerKey,
+    keepEndedMs,
+    maxEnded,
+    children: [],
+  })
+}
+
+/** startChild's options: a key, when given, is a non-empty string. */
+export const validateStartOptions = (
+  supervisor: string,
+  options: { readonly key?: string | undefined } | undefined,
+): Effect.Effect<string | undefined, InvalidSpec> => {
+  const key: unknown = options?.key
+  if (key === undefined || (typeof key === "string" && key.length > 0)) return Effect.succeed(key)
+  return Effect.fail(new InvalidSpec({ supervisor, field: "options.key", value: key, expected: "a non-empty string" }))
 }
 
 /** One child spec added at run time to a dynamic supervisor. */

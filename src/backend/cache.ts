@@ -1,11 +1,14 @@
-// The single-cell result cache shared by every backend: key = sha256 of (kernel kind and version, limits, code),
-// value = the outputs of a successful run. Only clean, complete runs are stored; a dead memcached is a miss.
+// The ResultCache service, the single-cell result cache shared by every backend: key = sha256 of (kernel kind and
+// version, limits, code), value = the outputs of a successful run. Only clean, complete runs are stored; a dead
+// memcached is a miss, never an error. Without --cache nothing is cached.
 import { execFile } from "node:child_process"
 import { createHash } from "node:crypto"
+import { Context, Effect, Layer } from "effect"
 import { z } from "zod"
 import { OutputMessage } from "../protocol/worker.ts"
 import type { KernelKind, Limits, OutputMsg } from "../protocol/browser.ts"
 import { Memcache } from "./memcache.ts"
+import { Options } from "./options.ts"
 
 /** Bump when the stored shape or the meaning of a key changes. */
 const CACHE_FORMAT = 1
@@ -22,41 +25,54 @@ export const cacheKey = (kernel: KernelKind, version: string, limits: Limits, co
   return `sagews:r:${hash}`
 }
 
-export interface ResultCache {
-  get(key: string): Promise<ReadonlyArray<OutputMsg> | undefined>
-  set(key: string, outputs: ReadonlyArray<OutputMsg>): Promise<void>
-  close(): void
+export interface ResultStore {
+  /** the version of each kernel on this machine, part of every key */
+  readonly versions: Record<KernelKind, string>
+  /** the outputs stored under `key`, or undefined for a miss (memcached down, slow or garbled included) */
+  get(key: string): Effect.Effect<ReadonlyArray<OutputMsg> | undefined>
+  /** stores the outputs if they fit; done when memcached said so or gave up */
+  set(key: string, outputs: ReadonlyArray<OutputMsg>): Effect.Effect<void>
   stats(): { hits: number; misses: number }
 }
 
-
-export const noCache: ResultCache = {
-  get: () => Promise.resolve(undefined),
-  set: () => Promise.resolve(),
-  close: () => undefined,
+const noCache = (versions: ResultStore["versions"]): ResultStore => ({
+  versions,
+  get: () => Effect.succeed(undefined),
+  set: () => Effect.void,
   stats: () => ({ hits: 0, misses: 0 }),
+})
+
+const decode = (raw: Buffer): ReadonlyArray<OutputMsg> | undefined => {
+  try {
+    const parsed = Stored.safeParse(JSON.parse(raw.toString("utf8")))
+    return parsed.success ? parsed.data.outputs : undefined
+  } catch {
+    return undefined // not JSON: somebody else's value under our key, a miss
+  }
 }
 
-export const memcachedResults = (address: string, options: { ttl: number; timeout: number; maxBytes: number }): ResultCache => {
-  const mc = new Memcache(address, options.timeout)
-  return {
-    get: async (key) => {
-      const raw = await mc.get(key)
-      if (raw === undefined) return undefined
-      try {
-        const parsed = Stored.safeParse(JSON.parse(raw.toString("utf8")))
-        return parsed.success ? parsed.data.outputs : undefined
-      } catch {
-        return undefined
-      }
-    },
-    set: async (key, outputs) => {
-      const value = Buffer.from(JSON.stringify({ format: CACHE_FORMAT, outputs }))
-      if (value.length <= options.maxBytes) await mc.set(key, value, options.ttl)
-    },
-    close: () => mc.close(),
-    stats: () => ({ hits: mc.hits, misses: mc.misses }),
-  }
+const memcachedResults = (versions: ResultStore["versions"], mc: Memcache, options: { ttl: number; maxBytes: number }): ResultStore => ({
+  versions,
+  get: Effect.fn("ResultCache.get")(function*(key: string) {
+    const raw = yield* Effect.promise(() => mc.get(key))
+    return raw === undefined ? undefined : decode(raw)
+  }),
+  set: Effect.fn("ResultCache.set")(function*(key: string, outputs: ReadonlyArray<OutputMsg>) {
+    const value = Buffer.from(JSON.stringify({ format: CACHE_FORMAT, outputs }))
+    if (value.length <= options.maxBytes) yield* Effect.promise(() => mc.set(key, value, options.ttl))
+  }),
+  stats: () => ({ hits: mc.hits, misses: mc.misses }),
+})
+
+export class ResultCache extends Context.Service<ResultCache, ResultStore>()("sagews/backend/ResultCache") {
+  /** memcached at --cache (its client closed with the layer), or no cache at all */
+  static readonly layer = Layer.effect(ResultCache, Effect.gen(function*() {
+    const { cache, cacheTtl, cacheTimeout, cacheMaxBytes } = yield* Options
+    const versions = yield* Effect.promise(kernelVersions)
+    if (cache === undefined) return noCache(versions)
+    const mc = yield* Effect.acquireRelease(Effect.sync(() => new Memcache(cache, cacheTimeout)), (mc) => Effect.sync(() => mc.close()))
+    return memcachedResults(versions, mc, { ttl: cacheTtl, maxBytes: cacheMaxBytes })
+  }))
 }
 
 const dpkgVersion = (pkg: string): Promise<string> =>

@@ -1,9 +1,13 @@
 // Every tunable of the backend, with what it limits and why that default; parsed from the command line
 // (`--data DIR --port N --id ID --workers H:P,... [--db URL] [--cache PATH|H:P] [--cache-ttl S] [--config FILE]
-// [--config-json JSON]`; the tree passes the config's `admission` section as --config-json).
+// [--config-json JSON]`, and the JSON of SAGEWS_BACKEND_CONFIG: the tree passes the config's admission and sign-in
+// sections there, in the environment, which only the backend's own user can read, never on the command line, which
+// every user of the host can: a provider's client secret is in it) into the Options service.
 import { readFileSync } from "node:fs"
+import { Context, Data, Effect, Layer } from "effect"
 import { z } from "zod"
 import { parse, UsageError } from "../cli/args.ts"
+import { SignInProvider } from "../config/schema.ts"
 
 export const BACKEND_DEFAULTS = {
   admission: {
@@ -29,7 +33,7 @@ export const BACKEND_DEFAULTS = {
   statelessLimits: { wall: 60, exec: 30, idle: 60, memory: 1024, cpu: 60 },
   /** ms to connect to and authenticate with a worker */
   workerConnectTimeout: 5_000,
-  /** ms between reconnect attempts to a lost worker, doubling up to the cap */
+  /** ms between reconnect attempts to a lost worker, doubling up to the cap (the links supervisor's backoff) */
   workerReconnect: { initial: 100, max: 5_000 },
   /** s a session can live at most (the workers' wall limit): older registry rows are not counted as load */
   sessionMaxAge: 4 * 3600,
@@ -43,6 +47,19 @@ export const BACKEND_DEFAULTS = {
   maxBodyBytes: 512 * 1024,
   /** s an issued identity token (and its cookie) stays valid: long enough that a returning browser keeps its id */
   identityMaxAge: 30 * 86_400,
+  /** sign-in (src/backend/auth.ts): how long a web session lasts, and the rate limit on failed sign-ins */
+  signIn: {
+    /** s a web session (and its cookie) lasts after sign-in */
+    sessionMaxAge: 14 * 86_400,
+    /** failed sign-ins of one email within the window: enough for typos, too few to guess a password */
+    failuresPerEmail: 5,
+    /** failed sign-ins from one source address within the window, whatever the emails: a classroom behind one NAT address */
+    failuresPerAddress: 30,
+    /** s the window slides over */
+    windowSeconds: 15 * 60,
+    /** OpenID Connect providers (the config's signIn.providers; src/accounts/oidc.ts): none, local accounts only */
+    providers: [] as Array<z.infer<typeof SignInProvider>>,
+  },
 }
 
 const Admission = z.object({
@@ -78,13 +95,21 @@ export const BackendOptions = z.object({
   cacheMaxBytes: z.number().int().positive(),
   maxBodyBytes: z.number().int().positive(),
   identityMaxAge: z.number().int().positive(),
+  signIn: z.object({
+    sessionMaxAge: z.number().int().positive(),
+    failuresPerEmail: z.number().int().positive(),
+    failuresPerAddress: z.number().int().positive(),
+    windowSeconds: z.number().int().positive(),
+    providers: z.array(SignInProvider),
+  }).strict(),
 }).strict()
 export type BackendOptions = z.infer<typeof BackendOptions>
 
 /** Defaults, then overrides; an error names the field and the value. */
 export const makeBackendOptions = (overrides: Record<string, unknown>): BackendOptions => {
   const admission = { ...BACKEND_DEFAULTS.admission, ...(overrides["admission"] as object | undefined) }
-  const merged = { host: "127.0.0.1", cacheTtl: 3600, ...BACKEND_DEFAULTS, ...overrides, admission }
+  const signIn = { ...BACKEND_DEFAULTS.signIn, ...(overrides["signIn"] as object | undefined) }
+  const merged = { host: "127.0.0.1", cacheTtl: 3600, ...BACKEND_DEFAULTS, ...overrides, admission, signIn }
   const parsed = BackendOptions.safeParse(merged)
   if (!parsed.success) {
     const issue = parsed.error.issues[0]
@@ -105,7 +130,10 @@ const jsonObject = (option: string, text: string): Record<string, unknown> => {
   return parsed.data
 }
 
-export const parseBackendArgs = (argv: ReadonlyArray<string>): BackendOptions => {
+/** the environment variable the tree passes the backend's config in (JSON, as --config-json) */
+export const BACKEND_CONFIG_ENV = "SAGEWS_BACKEND_CONFIG"
+
+export const parseBackendArgs = (argv: ReadonlyArray<string>, env: Readonly<Record<string, string | undefined>> = process.env): BackendOptions => {
   const { values } = parse(argv, {
     data: { type: "string" },
     port: { type: "string" },
@@ -120,7 +148,9 @@ export const parseBackendArgs = (argv: ReadonlyArray<string>): BackendOptions =>
   if (values.data === undefined) throw new UsageError("--data DIR is required")
   if (values.port === undefined || !/^\d+$/.test(values.port)) throw new UsageError(`--port expects a whole number, got ${JSON.stringify(values.port)}`)
   const file = values.config !== undefined ? jsonObject("--config", readFileSync(values.config, "utf8")) : {}
-  const inline = values["config-json"] !== undefined ? jsonObject("--config-json", values["config-json"]) : {}
+  const passed = env[BACKEND_CONFIG_ENV] !== undefined ? jsonObject(BACKEND_CONFIG_ENV, env[BACKEND_CONFIG_ENV]) : {}
+  const given = values["config-json"] !== undefined ? jsonObject("--config-json", values["config-json"]) : {}
+  const inline = { ...passed, ...given, admission: { ...(passed["admission"] as object | undefined), ...(given["admission"] as object | undefined) } }
   const ttl = values["cache-ttl"]
   if (ttl !== undefined && !/^\d+$/.test(ttl)) throw new UsageError(`--cache-ttl expects whole seconds, got ${JSON.stringify(ttl)}`)
   return makeBackendOptions({
@@ -135,4 +165,26 @@ export const parseBackendArgs = (argv: ReadonlyArray<string>): BackendOptions =>
     ...(values.cache ? { cache: values.cache } : {}),
     ...(ttl !== undefined ? { cacheTtl: Number(ttl) } : {}),
   })
+}
+
+/** The command line could not be turned into options: a bad argument or value (Usage), or an unreadable --config file. */
+export class OptionsError extends Data.TaggedError("OptionsError")<{
+  readonly reason: "Usage" | "Unreadable"
+  readonly detail: string
+}> {
+  override get message(): string {
+    return this.detail
+  }
+}
+
+/** The backend's options, once parsed: every service reads its settings here. */
+export class Options extends Context.Service<Options, BackendOptions>()("sagews/backend/Options") {
+  /** From the command line; a bad argument fails with an OptionsError that names it. */
+  static readonly fromArgv = (argv: ReadonlyArray<string>): Layer.Layer<Options, OptionsError> =>
+    Layer.effect(Options, Effect.try({
+      try: () => parseBackendArgs(argv),
+      catch: (e) => new OptionsError({ reason: e instanceof UsageError ? "Usage" : "Unreadable", detail: e instanceof Error ? e.message : String(e) }),
+    }))
+
+  static readonly layer = (options: BackendOptions): Layer.Layer<Options> => Layer.succeed(Options, options)
 }

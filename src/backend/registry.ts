@@ -1,8 +1,15 @@
-// The session registry in PostgreSQL (tables `workers` and `sessions`): which worker holds which session, so any
-// backend can route a resumed session. Without a database it is this backend's memory only (one backend, tests).
+// The Registry service: which worker holds which session, for whom, and whose worker link its output goes to, in
+// PostgreSQL (src/db/sessions.ts), shared by every backend, so that any of them can route a resumed session and
+// admission counts each client's and address's live sessions once; without a database, this backend's memory only.
 import pg from "pg"
+import { Clock, Context, Data, Duration, Effect, Layer, type Scope } from "effect"
+import { listen } from "../db/listen.ts"
+import * as rows from "../db/sessions.ts"
+import type { Adopted } from "../db/sessions.ts"
 import type { SessionKind } from "../protocol/browser.ts"
-import type { JsonLogger } from "../log/line.ts"
+import { Ended, type EndedFrame } from "../protocol/worker.ts"
+import { makeBacklog } from "./backlog.ts"
+import { Options } from "./options.ts"
 
 export interface SessionRecord {
   readonly id: string
@@ -11,104 +18,337 @@ export interface SessionRecord {
   /** host:port of the worker, when the registry knows it */
   readonly address?: string | undefined
   readonly ended: boolean
+  /** the tag of its end reason, when its end was recorded with one (Timeout, ClosedByUser, ...) */
+  readonly endReason?: string | undefined
+  /** whom it belongs to: `acct:<account id>` or `id:<client id>`, as admission counts it (undefined when not recorded) */
+  readonly client?: string | undefined
 }
 
-export interface Registry {
+/** a session about to be opened, and whom admission counts it for */
+export interface NewSession {
+  readonly id: string
+  readonly workerId: string
+  readonly kernel: SessionKind
+  readonly client: string
+  /** the requester's source address (not the worker's) */
+  readonly from: string
+}
+
+/** most live sessions a client and an address may hold, over every backend */
+export interface SessionCaps {
+  readonly Client: number
+  readonly Address: number
+}
+
+export type Reservation = rows.Admitted
+
+/** what a backend recorded (`mine`: this one); `frame`: the worker's `ended`, when that backend heard it */
+export type RegistryEvent = { readonly id: string; readonly mine: boolean } & (
+  | { readonly type: "opened" | "attached" }
+  | { readonly type: "ended"; readonly frame: EndedFrame | undefined }
+)
+
+/** Every call is best effort and never fails: a registry that is down is logged, and this backend's memory answers. */
+export interface SessionRegistry {
+  /** true when every backend shares it (PostgreSQL): its counts are every backend's, and it has events */
+  readonly shared: boolean
   /** the worker is known (FK target of sessions.worker_id); called when this backend connects to it */
-  worker(workerId: string, address: string): Promise<void>
-  opened(record: Omit<SessionRecord, "ended" | "address">): Promise<void>
-  ended(id: string, reason: string): Promise<void>
-  find(id: string): Promise<SessionRecord | undefined>
-  /** live sessions per worker id, over every backend */
-  load(): Promise<Map<string, number>>
-  close(): Promise<void>
+  worker(workerId: string, address: string): Effect.Effect<void>
+  /**
+   * Records a new session before its worker is asked to open it, so that every backend can find it as soon as the
+   * client can name it. With `caps`, only while its client and its address hold fewer live sessions than those.
+   */
+  reserve(session: NewSession, caps: SessionCaps | undefined): Effect.Effect<Reservation>
+  /** The session ended (`frame`: the worker's `ended`, passed on to the other backends). Only the first end counts. */
+  ended(id: string, reason: string, frame?: EndedFrame): Effect.Effect<void>
+  /** the session's output now comes to this backend (it resumed it) */
+  attached(id: string): Effect.Effect<void>
+  find(id: string): Effect.Effect<SessionRecord | undefined>
+  /** this backend is alive; live sessions per worker id, over every backend */
+  load(): Effect.Effect<Map<string, number>>
+  /** the worker restarted: every session it had longer than `agoMs` ago ends with WorkerStopped */
+  workerRestarted(workerId: string, agoMs: number): Effect.Effect<void>
+  /** takes over up to `max` live sessions on `workers` whose backend stopped (nobody hears their output) */
+  adopt(workers: ReadonlyArray<string>, max: number): Effect.Effect<ReadonlyArray<Adopted>>
+  /** of `ids`, the live sessions whose output comes to this backend */
+  mine(ids: ReadonlyArray<string>): Effect.Effect<ReadonlySet<string>>
+  /** calls `f` with what every backend records, as PostgreSQL tells it, while the scope is open */
+  subscribe(f: (event: RegistryEvent) => void): Effect.Effect<void, never, Scope.Scope>
 }
 
-export const memoryRegistry = (): Registry => {
-  const sessions = new Map<string, SessionRecord>()
-  return {
-    worker: async () => undefined,
-    opened: async (r) => void sessions.set(r.id, { ...r, ended: false }),
-    ended: async (id) => {
-      const r = sessions.get(id)
-      if (r !== undefined) sessions.set(id, { ...r, ended: true })
-    },
-    find: async (id) => sessions.get(id),
-    load: async () => {
-      const load = new Map<string, number>()
-      for (const r of sessions.values()) if (!r.ended) load.set(r.workerId, (load.get(r.workerId) ?? 0) + 1)
-      return load
-    },
-    close: async () => undefined,
+/** A registry query failed: PostgreSQL could not be reached in time (Unavailable), or it refused the query (Query). */
+export class RegistryError extends Data.TaggedError("RegistryError")<{
+  readonly operation: string
+  readonly reason: "Unavailable" | "Query"
+  readonly detail: string
+}> {
+  override get message(): string {
+    return `session registry (${this.operation}) ${this.reason === "Unavailable" ? "unreachable" : "refused the query"}: ${this.detail}`
   }
 }
 
-/** Each call is best effort: a registry that is down is logged, and routing falls back to this backend's memory. */
+/** the pool: a few connections are plenty for a registry that sees a few writes per session; fail fast when PostgreSQL is away */
+const POOL = { max: 4, connectionTimeoutMillis: 2_000, query_timeout: 5_000, idleTimeoutMillis: 10_000 }
+/** at most one warning about a failing registry in this long: a PostgreSQL that is down must not flood the log */
+const WARN_EVERY = Duration.seconds(10)
+/** how long stopping waits for the pool's connections to close */
+const CLOSE_GRACE = Duration.seconds(1)
 /**
- * `maxAgeSeconds`: no session lives longer than the workers' wall limit; a row older than that whose end nobody
- * recorded (its backend died first) is not counted as load.
+ * a backend whose heartbeat (each load read, every 2 s, and each session it records) is older than this has stopped:
+ * its sessions are taken over. Ten missed beats, so that a slow PostgreSQL does not make a live backend look stopped;
+ * well within the minute a worker keeps an ended session, so that the taker-over still hears an end it missed.
  */
-export const postgresRegistry = (url: string, log: JsonLogger, maxAgeSeconds: number): Registry => {
-  const pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: 2_000, query_timeout: 5_000, idleTimeoutMillis: 10_000 })
-  pool.on("error", (e) => log.warn(`registry connection: ${e.message}`))
-  const local = memoryRegistry()
-  let warned = 0
-  const guarded = async <T>(what: string, run: () => Promise<T>, fallback: () => Promise<T>): Promise<T> => {
-    try {
-      return await run()
-    } catch (error) {
-      if (Date.now() - warned > 10_000) {
-        warned = Date.now()
-        log.warn(`session registry (${what}) failed, using this backend's memory: ${error instanceof Error ? error.message : String(error)}`)
-      }
-      return fallback()
-    }
+const BACKEND_STALE_SECONDS = 20
+/** ends remembered, so that a session's second end (its route's, after its link's) costs no query */
+const ENDS_REMEMBERED = 10_000
+/** ended sessions the memory registry keeps for find (a resume within the worker's minute replays up to the end) */
+const ENDED_KEPT = 10_000
+
+/** a set that forgets its oldest members past `max` */
+const boundedSet = (max: number) => {
+  const members = new Set<string>()
+  return {
+    /** true when `key` was not a member yet */
+    add: (key: string): boolean => {
+      if (members.has(key)) return false
+      members.add(key)
+      if (members.size > max) members.delete(members.values().next().value ?? key)
+      return true
+    },
+  }
+}
+
+interface MemoryRecord extends SessionRecord {
+  readonly client: string
+  /** the requester's source address */
+  readonly from: string
+  /** epoch ms, from Clock */
+  readonly at: number
+}
+
+/** One backend's memory: with `caps`, a reservation counts the live sessions it recorded itself. */
+export const memoryRegistry = (): SessionRegistry => {
+  const sessions = new Map<string, MemoryRecord>()
+  const ended: Array<string> = []
+  const live = (f: (r: MemoryRecord) => boolean): number => [...sessions.values()].filter((r) => !r.ended && f(r)).length
+  const end = (r: MemoryRecord): void => {
+    sessions.set(r.id, { ...r, ended: true })
+    ended.push(r.id)
+    if (ended.length > ENDED_KEPT) sessions.delete(ended.shift() ?? r.id)
   }
   return {
-    worker: (workerId, address) => {
-      const colon = address.lastIndexOf(":")
-      return guarded("worker", async () => {
-        await pool.query(
-          `INSERT INTO workers (id, host, port) VALUES ($1, $2, $3)
-           ON CONFLICT (id) DO UPDATE SET host = EXCLUDED.host, port = EXCLUDED.port, heartbeat_at = now()`,
-          [workerId, address.slice(0, colon), Number(address.slice(colon + 1))],
-        )
-      }, async () => undefined)
-    },
-    opened: async (r) => {
-      await local.opened(r)
-      await guarded("open", async () => {
-        await pool.query("INSERT INTO sessions (id, worker_id, kernel) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING", [r.id, r.workerId, r.kernel])
-      }, async () => undefined)
-    },
-    ended: async (id, reason) => {
-      await local.ended(id, reason)
-      await guarded("end", async () => {
-        await pool.query("UPDATE sessions SET ended_at = now(), end_reason = $2 WHERE id = $1 AND ended_at IS NULL", [id, reason])
-      }, async () => undefined)
-    },
-    find: (id) =>
-      guarded("find", async () => {
-        const result = await pool.query<{ worker_id: string | null; kernel: SessionKind; ended: boolean; host: string | null; port: number | null }>(
-          `SELECT s.worker_id, s.kernel, s.ended_at IS NOT NULL AS ended, w.host, w.port
-           FROM sessions s LEFT JOIN workers w ON w.id = s.worker_id WHERE s.id = $1`,
-          [id],
-        )
-        const row = result.rows[0]
-        if (row === undefined || row.worker_id === null) return local.find(id)
-        const address = row.host !== null && row.port !== null ? `${row.host}:${row.port}` : undefined
-        return { id, workerId: row.worker_id, kernel: row.kernel, address, ended: row.ended }
-      }, () => local.find(id)),
+    shared: false,
+    worker: () => Effect.void,
+    reserve: (s, caps) =>
+      Effect.map(Clock.currentTimeMillis, (at): Reservation => {
+        if (caps !== undefined) {
+          const byClient = live((r) => r.client === s.client)
+          if (byClient >= caps.Client) return { ok: false, scope: "Client", count: byClient }
+          const byAddress = live((r) => r.from === s.from)
+          if (byAddress >= caps.Address) return { ok: false, scope: "Address", count: byAddress }
+        }
+        sessions.set(s.id, { id: s.id, workerId: s.workerId, kernel: s.kernel, client: s.client, from: s.from, at, ended: false })
+        return { ok: true }
+      }),
+    ended: (id) =>
+      Effect.sync(() => {
+        const r = sessions.get(id)
+        if (r !== undefined && !r.ended) end(r)
+      }),
+    attached: () => Effect.void,
+    find: (id) => Effect.sync(() => sessions.get(id)),
     load: () =>
-      guarded("load", async () => {
-        const result = await pool.query<{ worker_id: string; n: string }>(
-          `SELECT worker_id, count(*) AS n FROM sessions
-           WHERE ended_at IS NULL AND worker_id IS NOT NULL AND created_at > now() - make_interval(secs => $1)
-           GROUP BY worker_id`,
-          [maxAgeSeconds],
-        )
-        return new Map(result.rows.map((r) => [r.worker_id, Number(r.n)]))
-      }, () => local.load()),
-    close: () => pool.end().catch(() => undefined),
+      Effect.sync(() => {
+        const load = new Map<string, number>()
+        for (const r of sessions.values()) if (!r.ended) load.set(r.workerId, (load.get(r.workerId) ?? 0) + 1)
+        return load
+      }),
+    workerRestarted: (workerId, agoMs) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        for (const r of [...sessions.values()]) if (r.workerId === workerId && !r.ended && r.at < now - agoMs) end(r)
+      }),
+    adopt: () => Effect.succeed([]),
+    mine: (ids) => Effect.sync(() => new Set(ids.filter((id) => sessions.get(id)?.ended === false))),
+    subscribe: () => Effect.void,
   }
+}
+
+/** a notice (src/db/sessions.ts) as an event; undefined for anything else on the channel */
+const parseEvent = (payload: string, me: string): RegistryEvent | undefined => {
+  let raw: unknown
+  try {
+    raw = JSON.parse(payload)
+  } catch {
+    return undefined
+  }
+  if (typeof raw !== "object" || raw === null || !("type" in raw) || !("id" in raw) || !("backend" in raw)) return undefined
+  const { type, id, backend } = raw
+  if (typeof id !== "string" || typeof backend !== "string") return undefined
+  const mine = backend === me
+  if (type === "opened" || type === "attached") return { type, id, mine }
+  if (type !== "ended") return undefined
+  const frame = "frame" in raw ? Ended.safeParse(raw.frame) : undefined
+  return { type, id, mine, frame: frame?.success === true ? frame.data : undefined }
+}
+
+/** a write of the registry that must reach PostgreSQL (src/backend/backlog.ts) */
+type Write =
+  | { readonly op: "record"; readonly session: NewSession }
+  | { readonly op: "end"; readonly id: string; readonly reason: string; readonly frame: EndedFrame | undefined }
+  | { readonly op: "attach"; readonly id: string }
+
+const UNCAPPED = { Client: Infinity, Address: Infinity }
+
+/**
+ * `me`: this backend's id (whose worker links the `backend` column names). `maxAgeSeconds`: no session lives longer
+ * than the workers' wall limit; an older row whose end nobody recorded is not counted.
+ */
+const postgresRegistry = (pool: pg.Pool, url: string, me: string, maxAgeSeconds: number): Effect.Effect<SessionRegistry, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const local = memoryRegistry()
+    const ends = boundedSet(ENDS_REMEMBERED)
+    const row = (s: NewSession) => ({ id: s.id, workerId: s.workerId, kernel: s.kernel, client: s.client, address: s.from, backend: me })
+    const subscribers = new Set<(event: RegistryEvent) => void>()
+    let warned: number | undefined
+    const query = <A>(operation: string, run: () => Promise<A>) =>
+      Effect.tryPromise({
+        try: run,
+        catch: (e) =>
+          new RegistryError({ operation, reason: e instanceof pg.DatabaseError ? "Query" : "Unavailable", detail: e instanceof Error ? e.message : String(e) }),
+      })
+    const warn = (message: string) =>
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        if (warned !== undefined && now - warned <= Duration.toMillis(WARN_EVERY)) return
+        warned = now
+        yield* Effect.logWarning(message)
+      })
+    /** the query, or on a RegistryError (warned about now and then) what this backend's memory says */
+    const guarded = <A>(run: Effect.Effect<A, RegistryError>, fallback: Effect.Effect<A>): Effect.Effect<A> =>
+      Effect.catchTag(run, "RegistryError", (error) => Effect.andThen(warn(`${error.message}; using this backend's memory`), fallback))
+
+    /** the writes that must reach PostgreSQL, if not now then once it is back (src/backend/backlog.ts) */
+    const backlog = yield* makeBacklog<Write>(
+      (w) => {
+        const made = w.op === "record"
+          ? Effect.asVoid(query("record", () => rows.admit(pool, row(w.session), UNCAPPED, maxAgeSeconds)))
+          : w.op === "end"
+          ? Effect.asVoid(query("end", () => rows.end(pool, w.id, w.reason, me, w.frame)))
+          : query("attach", () => rows.attach(pool, w.id, me))
+        return Effect.mapError(made, (e) => ({ unavailable: e.reason === "Unavailable", message: e.message }))
+      },
+      (w) => (w.op === "record" ? `the record of session ${w.session.id}` : `the ${w.op} of session ${w.id}`),
+    )
+
+    // what a previous life of this backend had is nobody's now: its links went with it
+    yield* guarded(query("release", () => rows.release(pool, me)), Effect.void)
+    yield* Effect.addFinalizer(() => Effect.ignore(Effect.timeoutOption(query("release", () => rows.release(pool, me)), CLOSE_GRACE)))
+
+    yield* listen(
+      url,
+      rows.SESSIONS_CHANNEL,
+      (payload) => {
+        const event = parseEvent(payload, me)
+        if (event === undefined) return
+        if (event.type === "ended" && ends.add(event.id)) Effect.runSync(local.ended(event.id, "elsewhere"))
+        for (const f of subscribers) f(event)
+      },
+      (error) => warn(`session registry: listening to the other backends: ${error.message}; connecting again (meanwhile a session ended through another backend keeps its route here until its detach grace)`),
+    )
+
+    return {
+      shared: true,
+      worker: (workerId, address) => {
+        const colon = address.lastIndexOf(":")
+        return guarded(
+          Effect.asVoid(query("worker", () =>
+            pool.query(
+              `INSERT INTO workers (id, host, port) VALUES ($1, $2, $3)
+               ON CONFLICT (id) DO UPDATE SET host = EXCLUDED.host, port = EXCLUDED.port, heartbeat_at = now()`,
+              [workerId, address.slice(0, colon), Number(address.slice(colon + 1))],
+            ))),
+          Effect.void,
+        )
+      },
+      reserve: (s, caps) =>
+        (backlog.size() > 0 ? Effect.fail(new RegistryError({ operation: "reserve", reason: "Unavailable", detail: "older writes still wait for PostgreSQL" })) : Effect.void).pipe(
+          Effect.andThen(query("reserve", () => rows.admit(pool, row(s), caps ?? UNCAPPED, maxAgeSeconds))),
+          Effect.tap((r) => (r.ok ? local.reserve(s, undefined) : Effect.void)),
+          // PostgreSQL away: what this backend holds itself is all it can count; the record is made once it is back
+          Effect.catchTag("RegistryError", (error) =>
+            Effect.gen(function*() {
+              yield* warn(`${error.message}; counting this backend's own sessions`)
+              const r = yield* local.reserve(s, caps)
+              if (r.ok) yield* backlog.write({ op: "record", session: s })
+              return r
+            })),
+        ),
+      ended: (id, reason, frame) =>
+        Effect.suspend(() => {
+          if (!ends.add(id)) return Effect.void
+          return Effect.andThen(local.ended(id, reason), backlog.write({ op: "end", id, reason, frame }))
+        }),
+      attached: (id) => backlog.write({ op: "attach", id }),
+      find: (id) =>
+        guarded(
+          Effect.flatMap(
+            query("find", () =>
+              pool.query<{ worker_id: string | null; kernel: SessionKind; ended: boolean; end_reason: string | null; client: string | null; host: string | null; port: number | null }>(
+                `SELECT s.worker_id, s.kernel, s.ended_at IS NOT NULL AS ended, s.end_reason, s.client, w.host, w.port
+                 FROM sessions s LEFT JOIN workers w ON w.id = s.worker_id WHERE s.id = $1`,
+                [id],
+              )),
+            (result) => {
+              const row = result.rows[0]
+              if (row === undefined || row.worker_id === null) return local.find(id)
+              const address = row.host !== null && row.port !== null ? `${row.host}:${row.port}` : undefined
+              return Effect.succeed<SessionRecord>({
+                id,
+                workerId: row.worker_id,
+                kernel: row.kernel,
+                address,
+                ended: row.ended,
+                ...(row.end_reason !== null ? { endReason: row.end_reason } : {}),
+                ...(row.client !== null ? { client: row.client } : {}),
+              })
+            },
+          ),
+          local.find(id),
+        ),
+      load: () => guarded(query("load", () => rows.beatAndLoad(pool, me, maxAgeSeconds)), local.load()),
+      workerRestarted: (workerId, agoMs) =>
+        Effect.andThen(
+          local.workerRestarted(workerId, agoMs),
+          guarded(
+            Effect.flatMap(query("worker restarted", () => rows.endWorkerSessions(pool, workerId, agoMs / 1000, me)), (ids) =>
+              Effect.sync(() => {
+                for (const id of ids) ends.add(id)
+              })),
+            Effect.void,
+          ),
+        ),
+      adopt: (workers, max) =>
+        workers.length === 0 ? Effect.succeed([]) : guarded(query("adopt", () => rows.adopt(pool, me, workers, BACKEND_STALE_SECONDS, maxAgeSeconds, max)), Effect.succeed([])),
+      mine: (ids) => (ids.length === 0 ? Effect.succeed(new Set<string>()) : guarded(query("mine", () => rows.mine(pool, me, ids)), local.mine(ids))),
+      subscribe: (f) => Effect.acquireRelease(Effect.sync(() => void subscribers.add(f)), () => Effect.sync(() => void subscribers.delete(f))),
+    }
+  })
+
+export class Registry extends Context.Service<Registry, SessionRegistry>()("sagews/backend/Registry") {
+  /** PostgreSQL at --db (its pool ended with the layer, waiting at most CLOSE_GRACE), or memory */
+  static readonly layer = Layer.effect(Registry, Effect.gen(function*() {
+    const { db, sessionMaxAge, id } = yield* Options
+    if (db === undefined) return memoryRegistry()
+    const pool = yield* Effect.acquireRelease(
+      Effect.gen(function*() {
+        const pool = new pg.Pool({ connectionString: db, ...POOL })
+        // an idle connection that breaks: the next query reconnects, or fails and falls back
+        const context = yield* Effect.context<never>()
+        pool.on("error", (e) => Effect.runForkWith(context)(Effect.logWarning(`registry connection: ${e.message}`)))
+        return pool
+      }),
+      (pool) => Effect.ignore(Effect.timeoutOption(Effect.tryPromise(() => pool.end()), CLOSE_GRACE)),
+    )
+    return yield* postgresRegistry(pool, db, id, sessionMaxAge)
+  }))
 }

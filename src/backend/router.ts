@@ -1,5 +1,6 @@
-// Routes each worker frame that names a session to whoever on this backend handles that session (a stateless
-// run or a stateful session), and tells them when their worker connection is lost.
+// The Router service: routes each worker frame that names a session to whoever on this backend handles that session
+// (a stateless run or a stateful session), and tells them when their worker link is lost and when it is back.
+import { Context, Layer } from "effect"
 import type { WorkerFrame } from "../protocol/worker.ts"
 
 export interface SessionHandler {
@@ -10,35 +11,43 @@ export interface SessionHandler {
   reconnected?(): void
 }
 
-export class FrameRouter {
-  private readonly handlers = new Map<string, SessionHandler>()
+/** A stateful session's handler resumes after a reconnect; a stateless run's does not (it fails instead). */
+export const isStateful = (handler: SessionHandler | undefined): boolean => handler?.reconnected !== undefined
 
-  set(session: string, handler: SessionHandler): void {
-    this.handlers.set(session, handler)
-  }
+export interface FrameRouter {
+  set(session: string, handler: SessionHandler): void
+  /** forgets `session`; with `handler`, only while that handler is still the one routed to */
+  delete(session: string, handler?: SessionHandler): void
+  get(session: string): SessionHandler | undefined
+  dispatch(frame: WorkerFrame): void
+  lost(workerId: string, why: string): void
+  reconnected(workerId: string): void
+  size(): number
+}
 
-  delete(session: string, handler?: SessionHandler): void {
-    if (handler === undefined || this.handlers.get(session) === handler) this.handlers.delete(session)
+export const makeRouter = (): FrameRouter => {
+  const handlers = new Map<string, SessionHandler>()
+  const ofWorker = (workerId: string): Array<SessionHandler> => [...handlers.values()].filter((h) => h.workerId === workerId)
+  return {
+    set: (session, handler) => void handlers.set(session, handler),
+    delete: (session, handler) => {
+      if (handler === undefined || handlers.get(session) === handler) handlers.delete(session)
+    },
+    get: (session) => handlers.get(session),
+    dispatch: (frame) => {
+      if (!("session" in frame) || frame.session === undefined) return
+      handlers.get(frame.session)?.frame(frame)
+    },
+    lost: (workerId, why) => {
+      for (const handler of ofWorker(workerId)) handler.lost(why)
+    },
+    reconnected: (workerId) => {
+      for (const handler of ofWorker(workerId)) handler.reconnected?.()
+    },
+    size: () => handlers.size,
   }
+}
 
-  get(session: string): SessionHandler | undefined {
-    return this.handlers.get(session)
-  }
-
-  dispatch(frame: WorkerFrame): void {
-    if (!("session" in frame) || frame.session === undefined) return
-    this.handlers.get(frame.session)?.frame(frame)
-  }
-
-  lost(workerId: string, why: string): void {
-    for (const handler of [...this.handlers.values()]) if (handler.workerId === workerId) handler.lost(why)
-  }
-
-  reconnected(workerId: string): void {
-    for (const handler of [...this.handlers.values()]) if (handler.workerId === workerId) handler.reconnected?.()
-  }
-
-  size(): number {
-    return this.handlers.size
-  }
+export class Router extends Context.Service<Router, FrameRouter>()("sagews/backend/Router") {
+  static readonly layer = Layer.sync(Router, makeRouter)
 }

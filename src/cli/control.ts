@@ -96,7 +96,7 @@ export const controlChild = (path: string, handle: (req: ControlRequest) => Prom
     id: "control",
     shutdown: 2_000,
     ready: Effect.acquireRelease(
-      Effect.tryPromise({ try: () => serveControl(path, handle), catch: (e) => ExitReason.Crash({ cause: `control socket ${path}: ${(e as Error).message}` }) }),
+      Effect.tryPromise({ try: () => serveControl(path, handle), catch: (e) => ExitReason.Crash({ detail: `control socket ${path}: ${(e as Error).message}` }) }),
       (server) => Effect.sync(() => server.close()),
     ).pipe(Effect.asVoid),
     run: Effect.never,

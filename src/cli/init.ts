@@ -4,7 +4,7 @@ import { chmodSync, mkdirSync } from "node:fs"
 import { ensureIdentityKey } from "../backend/identity.ts"
 import { dataPaths } from "../config/paths.ts"
 import { clusterCredentials } from "../db/credentials.ts"
-import { ensureWorkerSecret } from "../worker/secret.ts"
+import { ensureWorkerSecret } from "../wire/secret.ts"
 
 export const initDataDir = async (dataDir: string): Promise<string> => {
   const p = dataPaths(dataDir)
@@ -19,6 +19,9 @@ export const initDataDir = async (dataDir: string): Promise<string> => {
   mkdirSync(p.secret, { recursive: true, mode: 0o700 })
   chmodSync(p.secret, 0o700)
   mkdirSync(p.sessions, { recursive: true, mode: 0o711 })
+  // pub/: published worksheets, read by nginx's workers (user nobody)
+  mkdirSync(p.pub, { recursive: true, mode: 0o755 })
+  chmodSync(p.pub, 0o755)
   await ensureWorkerSecret(p.data)
   await ensureIdentityKey(p.data)
   await clusterCredentials(p.data)

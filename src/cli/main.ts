@@ -1,4 +1,4 @@
-// The `sagews` command line: init, start, stop, status, restart, logs, config check, eval, doctor.
+// The `sagews` command line: init, start, stop, status, restart, sessions, kill, logs, user, config check, eval, doctor, chaos.
 // Exit codes: 0 done, 1 failed or not running, 2 bad usage or bad configuration.
 import { ConfigError, frontUrl, loadConfig } from "../config/load.ts"
 import { serviceUrl } from "../db/credentials.ts"
@@ -7,7 +7,9 @@ import { parse, UsageError, intOption } from "./args.ts"
 import { callControl, NotRunning } from "./control.ts"
 import { initDataDir } from "./init.ts"
 import { parseSince, showLogs } from "./logs.ts"
-import { formatTable, type ComponentRow } from "./status.ts"
+import { killCommand, sessionsCommand, sessionsLine, workerSessions } from "./sessions.ts"
+import { diskLine, formatTable, type ComponentRow } from "./status.ts"
+import type { DiskSpace } from "../../actors/room.ts"
 
 const USAGE = `usage: sagews <command> [options]
 
@@ -17,10 +19,19 @@ commands:
   stop                       stop the running tree, leaving no process behind
   status [--json]            the components: state, pid, uptime, restarts, last exit, port
   restart ID                 restart one component (e.g. worker:1)
+  sessions [--json]          every worker's live sessions (id, kind, user, uid, age, idle, running, limits) and the ends of the last hour
+  kill SESSION               end one user session (reason ClosedByOperator; its page says an operator ended it)
   logs [ID] [-f] [--since 10m]  the shipped log from PostgreSQL
+  user add EMAIL             add a local account; its password is read from stdin (at least 8 characters)
+  user list [--json]         the accounts: email, created, disabled, last sign-in
+  user disable EMAIL         disable an account: its sign-ins end, its API tokens are refused
+  user token EMAIL           print a new API token for the account (shown once; Authorization: Bearer TOKEN)
   config check               validate the configuration and print it
   eval CODE [--kernel K]     run CODE once (K: sage, the default, or python) through the HTTP API; --json for the raw reply
   doctor                     check what the session sandbox relies on here: root, cgroups, namespaces, seccomp, sysctls, secrets
+  chaos [--duration D] [--every K] [--faults LIST] [--components LIST] [--seed N] [--json FILE]
+                             load the running tree through its front door while killing, stopping and restarting its parts;
+                             prints what broke (exit 1 if a promise did); sagews chaos --help for the options
 
 options for every command:
   --data DIR      the data directory (default ./data, or SAGEWS_DATA)
@@ -39,8 +50,30 @@ const OPTIONS = {
 } as const
 
 const out = (s: string) => process.stdout.write(s + "\n")
+const err = (s: string) => process.stderr.write(s + "\n")
+
+/** The command word: the first argument that is neither an option nor the value of --data or --config. */
+const commandOf = (argv: ReadonlyArray<string>): number => {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!
+    if (a === "--data" || a === "--config") i++
+    else if (!a.startsWith("-")) return i
+  }
+  return -1
+}
 
 const main = async (argv: ReadonlyArray<string>): Promise<number> => {
+  const at = commandOf(argv)
+  if (at >= 0 && argv[at] === "chaos") {
+    // its own options (--json FILE, --duration, ...), parsed by the harness
+    const { chaosCommand } = await import("../chaos/main.ts")
+    const { CHAOS_USAGE } = await import("../chaos/options.ts")
+    return chaosCommand([...argv.slice(0, at), ...argv.slice(at + 1)], false).catch((e: unknown) => {
+      if (!(e instanceof UsageError)) throw e
+      err(`sagews chaos: ${e.message}\n\n${CHAOS_USAGE}`)
+      return 2
+    })
+  }
   const { values, positionals } = parse(argv, OPTIONS)
   const [command, ...rest] = positionals
   if (values.help || command === "help") {
@@ -79,8 +112,15 @@ const main = async (argv: ReadonlyArray<string>): Promise<number> => {
       const reply = await callControl(paths.control, { cmd: "status" })
       if (!reply.ok) throw new Error(reply.error)
       const rows = reply.components as ComponentRow[]
-      if (values.json) out(JSON.stringify({ components: rows, events: reply.events, isolation: reply.isolation, url: reply.url }))
-      else out(`${formatTable(rows)}\n\n${reply.url as string}  (isolation: ${reply.isolation as string})`)
+      const sessions = await workerSessions(paths.data, rows.filter((r) => r.id.startsWith("worker:")).map((r) => r.id))
+      const disk = (reply.disk ?? undefined) as DiskSpace | undefined
+      if (values.json) {
+        const components = rows.map((r) => (sessions.has(r.id) ? { ...r, sessions: sessions.get(r.id) } : r))
+        out(JSON.stringify({ components, events: reply.events, isolation: reply.isolation, url: reply.url, disk: disk ?? null }))
+      } else {
+        const table = formatTable(rows, new Map([...sessions].map(([id, s]) => [id, sessionsLine(s)])))
+        out(`${table}\n\n${reply.url as string}  (isolation: ${reply.isolation as string})${disk !== undefined ? `\n${diskLine(disk)}` : ""}`)
+      }
       return 0
     }
     case "restart": {
@@ -90,6 +130,14 @@ const main = async (argv: ReadonlyArray<string>): Promise<number> => {
       out(`sagews: ${rest[0]} restarted`)
       return 0
     }
+    case "sessions": {
+      expectArgs(0, "no arguments")
+      return sessionsCommand({ dataDir: paths.data, json: values.json ?? false, out, err })
+    }
+    case "kill": {
+      expectArgs(1, "one session id, as `sagews sessions` lists them")
+      return killCommand({ dataDir: paths.data, session: rest[0]!, out, err })
+    }
     case "logs": {
       if (rest.length > 1) throw new UsageError(`logs takes at most one component id, got ${JSON.stringify(rest.join(" "))}`)
       const abort = new AbortController()
@@ -98,10 +146,15 @@ const main = async (argv: ReadonlyArray<string>): Promise<number> => {
       await showLogs(await serviceUrl(dataDir, { port: postgres.port, url: postgres.url || undefined }), { id: rest[0], sinceSeconds: parseSince(values.since ?? "10m"), follow: values.follow ?? false, out, signal: abort.signal })
       return 0
     }
+    case "user": {
+      const { userCommand, readStdin } = await import("./users.ts")
+      const { postgres } = config()
+      return userCommand({ dbUrl: () => serviceUrl(dataDir, { port: postgres.port, url: postgres.url || undefined }), args: rest, json: values.json ?? false, out, err, readStdin })
+    }
     case "eval": {
       expectArgs(1, "the code to run, as one argument")
       const { evalCommand } = await import("./eval.ts")
-      return evalCommand({ url: frontUrl(config()), code: rest[0]!, kernel: values.kernel ?? "sage", json: values.json ?? false, out, err: (s) => process.stderr.write(s + "\n") })
+      return evalCommand({ url: frontUrl(config()), code: rest[0]!, kernel: values.kernel ?? "sage", json: values.json ?? false, out, err })
     }
     case "doctor": {
       expectArgs(0, "no arguments")

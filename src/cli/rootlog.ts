@@ -3,22 +3,7 @@
 import { appendFileSync, mkdirSync } from "node:fs"
 import { dirname } from "node:path"
 import { Logger, References } from "effect"
-import type { LogLevel } from "effect/LogLevel"
-import type { Level } from "../log/line.ts"
-
-const LEVELS: Record<LogLevel, Level> = {
-  All: "debug",
-  Trace: "debug",
-  Debug: "debug",
-  Info: "info",
-  Warn: "warn",
-  Error: "error",
-  Fatal: "fatal",
-  None: "info",
-}
-
-const text = (message: unknown): string =>
-  (Array.isArray(message) ? message : [message]).map((m) => (typeof m === "string" ? m : JSON.stringify(m))).join(" ")
+import { LEVELS, messageText as text } from "../log/effect.ts"
 
 export const rootLoggerLayer = (logFile: string, terminal: boolean) => {
   mkdirSync(dirname(logFile), { recursive: true })

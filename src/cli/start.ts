@@ -15,6 +15,7 @@ import { rootLoggerLayer } from "./rootlog.ts"
 import { type ComponentRow, flattenStatus } from "./status.ts"
 import { formatExit } from "../../supervisors/exit.ts"
 import { processGone } from "../../actors/procstat.ts"
+import { diskSpace } from "../../actors/room.ts"
 
 const SAGEWS = fileURLToPath(new URL("./sagews", import.meta.url))
 /** How long `start --daemon` and `stop` wait for the root before they give up and say so. */
@@ -104,7 +105,7 @@ const startDaemon = async (o: StartOptions, paths: DataPaths): Promise<number> =
   return 1
 }
 
-const statusReply = (root: SupervisorHandle, config: Config) =>
+const statusReply = (root: SupervisorHandle, config: Config, paths: DataPaths) =>
   Effect.gen(function*() {
     const children = yield* root.children
     const events = yield* root.recentEvents
@@ -114,6 +115,7 @@ const statusReply = (root: SupervisorHandle, config: Config) =>
       pid: process.pid,
       isolation: process.getuid?.() === 0 ? "full" : "reduced (not root: sessions share the worker's uid and network)",
       components: flattenStatus(children, Date.now()),
+      disk: diskSpace(paths.data) ?? null,
       events: events.slice(-50).map((e) => ({ ...e, reason: e.reason ? formatExit(e.reason) : undefined })),
     }
   })
@@ -162,7 +164,7 @@ const runRoot = async (o: StartOptions, paths: DataPaths): Promise<number> => {
           await run(Deferred.succeed(stopRequested, "sagews stop"))
           return { ok: true }
         case "status":
-          return run(Effect.flatMap(Deferred.await(rootHandle), (root) => statusReply(root, o.config)))
+          return run(Effect.flatMap(Deferred.await(rootHandle), (root) => statusReply(root, o.config, paths)))
         case "restart": {
           const exit = await run(Effect.exit(Effect.flatMap(Deferred.await(rootHandle), (root) => root.restartChild(req.id))))
           return Exit.isSuccess(exit) ? { ok: true } : { ok: false, error: `cannot restart ${req.id}: ${Cause.pretty(exit.cause).split("\n")[0]}` }

@@ -1,54 +1,90 @@
 // One cell: a CodeMirror 6 editor (shift-enter runs), a run button, a running mark that follows the kernel's real
-// state (set when sent, cleared at the kernel's `done` or the session's end), and its streamed output.
+// state (set when sent, cleared at the kernel's `done` or the session's end), and its streamed output, which it keeps
+// (`outputs`) so a worksheet can save it. Markdown and raw cells of a notebook are kept as text, not run.
 import { python } from "@codemirror/lang-python"
-import { Prec } from "@codemirror/state"
+import { Compartment, EditorState, Prec } from "@codemirror/state"
 import { keymap } from "@codemirror/view"
 import { basicSetup, EditorView } from "codemirror"
+import { newCellId, type CellContent, type CellType } from "./notebook.ts"
 import { OutputArea, type OnInteract } from "./render.ts"
 import type { OutputMsg } from "./types.ts"
 
 export interface CellRunner {
-  /** runs the code, streaming each output message to `onMessage`; resolves when the run is over */
-  run(code: string, onMessage: (msg: OutputMsg) => void): Promise<{ status: string; note?: string }>
+  /**
+   * Runs the code, streaming each output message to `onMessage`; resolves when the run is over, with `limit` set
+   * when a limit ended it (the cell then reads as that limit reached, not as interrupted). `onRestart`: the run
+   * starts over (its worker was lost), so what `onMessage` was given is void.
+   */
+  run(code: string, onMessage: (msg: OutputMsg) => void, onRestart?: () => void): Promise<{ status: string; note?: string; limit?: string }>
 }
 
 export interface CellOptions {
   readonly code?: string
+  /** a saved cell: its id, type, metadata and outputs (a new cell is an empty code cell) */
+  readonly content?: CellContent
   readonly runner: CellRunner
   readonly onInteract: OnInteract
   /** shift-enter: after running, e.g. focus or add the next cell */
   readonly onShiftEnter?: (cell: Cell) => void
   /** the code was edited */
   readonly onChange?: () => void
+  /** a run ended (its outputs are all in) */
+  readonly onRan?: (cell: Cell) => void
   /** shows a remove button that calls this */
   readonly onRemove?: (cell: Cell) => void
+  /** shows a "Permalink" button (code cells) that calls this */
+  readonly onPermalink?: (cell: Cell) => void
 }
 
 export class Cell {
   readonly root: HTMLElement
   readonly editor: EditorView
   readonly output: OutputArea
+  readonly id: string
+  readonly type: CellType
+  readonly metadata: Record<string, unknown>
+  /** what the last run printed and showed, in order (what a worksheet saves) */
+  outputs: Array<OutputMsg> = []
   private readonly status: HTMLElement
+  private readonly runButton: HTMLButtonElement
   private readonly options: CellOptions
+  private readonly editable = new Compartment()
+  private readOnly = false
   private runs = 0
 
   constructor(options: CellOptions) {
     this.options = options
+    this.id = options.content?.id ?? newCellId()
+    this.type = options.content?.type ?? "code"
+    this.metadata = options.content?.metadata ?? {}
     this.root = document.createElement("section")
-    this.root.className = "cell"
+    this.root.className = this.type === "code" ? "cell" : `cell cell-${this.type}`
     const input = document.createElement("div")
     input.className = "cell-input"
     const bar = document.createElement("div")
     bar.className = "cell-bar"
-    const button = document.createElement("button")
-    button.type = "button"
-    button.className = "run"
-    button.textContent = "Run"
-    button.title = "Run (shift-enter)"
-    button.addEventListener("click", () => void this.run())
+    this.runButton = document.createElement("button")
+    this.runButton.type = "button"
+    this.runButton.className = "run"
+    this.runButton.textContent = "Run"
+    this.runButton.title = "Run (shift-enter)"
+    this.runButton.addEventListener("click", () => void this.run())
     this.status = document.createElement("span")
     this.status.className = "cell-status"
-    bar.append(button, this.status)
+    if (this.type === "code") bar.append(this.runButton, this.status)
+    else {
+      this.status.textContent = `${this.type} cell (kept as text, not run)`
+      bar.append(this.status)
+    }
+    if (options.onPermalink !== undefined && this.type === "code") {
+      const permalink = document.createElement("button")
+      permalink.type = "button"
+      permalink.className = "permalink"
+      permalink.textContent = "Permalink"
+      permalink.title = "A link to this cell's code"
+      permalink.addEventListener("click", () => options.onPermalink?.(this))
+      bar.append(permalink)
+    }
     if (options.onRemove !== undefined) {
       const remove = document.createElement("button")
       remove.type = "button"
@@ -65,29 +101,38 @@ export class Cell {
     this.root.append(input, bar, out)
     this.output = new OutputArea(out, options.onInteract)
     this.editor = new EditorView({
-      doc: options.code ?? "",
+      doc: options.content?.source ?? options.code ?? "",
       parent: input,
       extensions: [
         Prec.highest(keymap.of([{
           key: "Shift-Enter",
           run: () => {
+            if (this.readOnly) return true
             void this.run()
             options.onShiftEnter?.(this)
             return true
           },
         }])),
         basicSetup,
-        python(),
+        ...(this.type === "code" ? [python()] : []),
         EditorView.lineWrapping,
+        EditorView.contentAttributes.of({ "aria-label": `${this.type} cell` }),
+        this.editable.of([]),
         EditorView.updateListener.of((update) => {
           if (update.docChanged) options.onChange?.()
         }),
       ],
     })
+    for (const msg of options.content?.outputs ?? []) this.show(msg)
   }
 
   get code(): string {
     return this.editor.state.doc.toString()
+  }
+
+  /** The cell as a worksheet keeps it. */
+  get content(): CellContent {
+    return { id: this.id, type: this.type, source: this.code, outputs: this.outputs, metadata: this.metadata }
   }
 
   focus(): void {
@@ -98,20 +143,61 @@ export class Cell {
     return this.root.classList.contains("running")
   }
 
-  async run(): Promise<void> {
-    const run = ++this.runs
+  /** A read-only cell (an old version of a worksheet) cannot be edited, run or removed. */
+  setReadOnly(readOnly: boolean): void {
+    this.readOnly = readOnly
+    this.runButton.disabled = readOnly
+    this.root.classList.toggle("read-only", readOnly)
+    this.editor.dispatch({ effects: this.editable.reconfigure(readOnly ? [EditorState.readOnly.of(true), EditorView.editable.of(false)] : []) })
+  }
+
+  private show(msg: OutputMsg): void {
+    this.outputs.push(msg)
+    this.output.append(msg)
+  }
+
+  private clearOutputs(): void {
+    this.outputs = []
     this.output.clear()
+  }
+
+  /** An interact of this cell re-ran: its output replaces what followed the interact (in the area and in `outputs`). */
+  interactRerun(interact: string): ((msg: OutputMsg) => void) | undefined {
+    const area = this.output.interactArea(interact)
+    if (area === undefined) return undefined
+    const at = this.outputs.findIndex((m) => m.kind === "interact" && m.interact === interact)
+    let first = true
+    return (msg) => {
+      if (first) {
+        area.clear()
+        if (at >= 0) this.outputs.splice(at + 1)
+      }
+      first = false
+      area.append(msg)
+      if (at >= 0) this.outputs.push(msg)
+      if (msg.kind === "done") this.options.onRan?.(this)
+    }
+  }
+
+  async run(): Promise<void> {
+    if (this.type !== "code" || this.readOnly) return
+    const run = ++this.runs
+    this.clearOutputs()
     this.root.classList.add("running")
     this.root.classList.remove("failed")
     this.status.textContent = "running…"
     const started = performance.now()
     const result = await this.options.runner.run(this.code, (msg) => {
-      if (run === this.runs) this.output.append(msg)
+      if (run === this.runs) this.show(msg)
+    }, () => {
+      if (run === this.runs) this.clearOutputs()
     })
     if (run !== this.runs) return
     this.root.classList.remove("running")
     const ms = Math.round(performance.now() - started)
     if (result.status !== "ok") this.root.classList.add("failed")
-    this.status.textContent = result.status === "ok" ? `${ms} ms${result.note ? ` · ${result.note}` : ""}` : `${result.status}${result.note ? `: ${result.note}` : ""}`
+    const what = result.limit !== undefined ? `limit "${result.limit}" reached` : result.status
+    this.status.textContent = result.status === "ok" ? `${ms} ms${result.note ? ` · ${result.note}` : ""}` : `${what}${result.note ? `: ${result.note}` : ""}`
+    this.options.onRan?.(this)
   }
 }

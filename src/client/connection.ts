@@ -1,6 +1,7 @@
 // The sagews client: one SockJS connection that holds messages until it is open, reconnects by itself with
 // capped, jittered backoff, and on every (re)connect says hello (with the identity token the server issued it, so it
-// stays the same client) and resumes each live session from its last seq.
+// stays the same client, and with the signed-in account's ticket, so its sessions are that account's) and resumes
+// each live session from its last seq.
 import SockJS from "sockjs-client"
 import { ServerMessage, type ClientRequest, type KernelKind, type Limits, type SessionKind } from "../protocol/browser.ts"
 import { ClientSession } from "./session.ts"
@@ -19,10 +20,16 @@ export interface ClientOptions {
   readonly token?: string
   /** called with each identity token the server issues (to keep it across a reload of the page) */
   readonly onIdentity?: (token: string) => void
+  /** a signed-in account's ticket (`socket` of GET /api/v1/me), sent in every hello: the sessions opened are the account's */
+  readonly account?: string
+  /** asked for a fresh ticket when a hello's ticket is refused (expired, a new key): GET /api/v1/me again; undefined = no account */
+  readonly renewAccount?: () => Promise<string | undefined>
 }
 
 const DEFAULT_BACKOFF = 250
 const DEFAULT_MAX_BACKOFF = 5_000
+/** hellos one connection sends before it gives up on its token or ticket being taken (each refusal drops one) */
+const MAX_HELLOS = 3
 
 interface Pending {
   readonly message: ClientRequest
@@ -30,6 +37,7 @@ interface Pending {
   /** replayed after a reconnect (a stateless run is safe to send again; an open is not) */
   readonly resend: boolean
   onRunOutput?: (seq: number, msg: OutputMsg) => void
+  onRunRestart?: () => void
   sent: boolean
 }
 
@@ -46,6 +54,10 @@ export class SagewsClient {
   identity: Omit<IdentityReply, "type" | "id"> | undefined
   private token: string | undefined
   private helloId = ""
+  private hellos = 0
+  private account: string | undefined
+  /** true from a connection's hello with a ticket until its answer: requests wait, so none is made as no one */
+  private held = false
   private readonly pending = new Map<string, Pending>()
   private readonly queue: Array<string> = []
   readonly sessions = new Map<string, ClientSession>()
@@ -58,6 +70,7 @@ export class SagewsClient {
     this.url = url
     this.options = options
     this.token = options.token
+    this.account = options.account
     this.connect()
   }
 
@@ -81,15 +94,10 @@ export class SagewsClient {
     this.sock = sock
     sock.onopen = () => {
       this.attempt = 0
+      this.hellos = 0
+      this.held = this.account !== undefined
       this.hello()
-      for (const session of this.sessions.values()) session.resumeNow()
-      for (const pending of this.pending.values()) {
-        if (!pending.sent && pending.resend) {
-          pending.sent = true
-          this.write(pending.message)
-        }
-      }
-      for (const text of this.queue.splice(0)) sock.send(text)
+      if (!this.held) this.flush()
     }
     sock.onmessage = (event: MessageEvent) => this.receive(String(event.data))
     sock.onclose = () => {
@@ -98,7 +106,7 @@ export class SagewsClient {
       if (this.state === "closed") return
       for (const [id, pending] of this.pending) {
         if (pending.resend) pending.sent = false
-        else {
+        else if (pending.sent) {
           this.pending.delete(id)
           pending.resolve({ type: "error", id, code: "failed", message: "the connection was lost before the server answered; try again" })
         }
@@ -110,9 +118,61 @@ export class SagewsClient {
     }
   }
 
+  /** After the hello: resume the live sessions, send what waited for the connection. */
+  private flush(): void {
+    const sock = this.sock
+    if (sock === undefined || sock.readyState !== 1) return
+    for (const session of this.sessions.values()) session.resumeNow()
+    for (const pending of this.pending.values()) {
+      if (!pending.sent && pending.resend) {
+        pending.sent = true
+        this.write(pending.message)
+      }
+    }
+    for (const text of this.queue.splice(0)) sock.send(text)
+  }
+
   private hello(): void {
     this.helloId = this.nextId("h")
-    this.write({ type: "hello", id: this.helloId, ...(this.token !== undefined ? { token: this.token } : {}) })
+    this.hellos++
+    // built apart from the call, so it type-checks whether or not the protocol's Hello has `account` yet
+    const hello = { type: "hello" as const, id: this.helloId, ...(this.token !== undefined ? { token: this.token } : {}), ...(this.account !== undefined ? { account: this.account } : {}) }
+    this.send(hello)
+  }
+
+  /** Sends now when open (ahead of anything held back), else drops it: every connection starts with its own hello. */
+  private send(message: ClientRequest): void {
+    if (this.sock !== undefined && this.sock.readyState === 1) this.sock.send(JSON.stringify(message))
+  }
+
+  /** The connection's hello was answered: what waited for it goes out. */
+  private release(): void {
+    if (!this.held) return
+    this.held = false
+    this.flush()
+  }
+
+  /** The hello was refused (code `identity`): drop the token, or renew the ticket, and say hello again. */
+  private async helloRefused(message: string): Promise<void> {
+    if (this.hellos >= MAX_HELLOS) {
+      this.account = undefined
+      return this.release()
+    }
+    if (this.account !== undefined && /account ticket/i.test(message)) this.account = await this.options.renewAccount?.().catch(() => undefined)
+    else this.token = undefined // a token that no longer verifies (expired, a new key): a new identity
+    this.hello()
+    if (this.account === undefined) this.release()
+  }
+
+  /** Signs this connection in (a ticket) or out (undefined). Signing out starts a new connection: one cannot be un-signed. */
+  setAccount(ticket: string | undefined): void {
+    const signOut = ticket === undefined && this.account !== undefined
+    this.account = ticket
+    if (signOut) this.sock?.close() // its onclose reconnects, and the new hello has no ticket
+    else if (this.sock !== undefined && this.sock.readyState === 1) {
+      this.hellos = 0
+      this.hello()
+    }
   }
 
   private receive(text: string): void {
@@ -134,22 +194,32 @@ export class SagewsClient {
       case "ended":
         this.sessions.get(message.session)?.deliver(message)
         return
+      case "detached":
+        this.sessions.get(message.session)?.detachedBy(message)
+        return
       case "runOutput":
         this.pending.get(message.id)?.onRunOutput?.(message.seq, message.msg)
+        return
+      case "runRestarted":
+        this.pending.get(message.id)?.onRunRestart?.()
         return
       case "identity": {
         const { type: _type, id: _id, ...identity } = message
         this.identity = identity
         this.token = identity.token
         this.options.onIdentity?.(identity.token)
+        if (message.id === this.helloId) this.release()
         return
       }
       default: {
         if (message.id === null) return
-        if (message.type === "error" && message.code === "identity" && message.id === this.helloId) {
-          // a token that no longer verifies (expired, a new key): ask for a new identity
-          this.token = undefined
-          return this.hello()
+        if (message.type === "error" && message.code === "identity" && message.id === this.helloId) return void this.helloRefused(message.message)
+        if (message.type === "error" && message.id === this.helloId) {
+          // refused for another reason (a server that knows no tickets says `invalid`): again without the ticket
+          if (this.account === undefined || this.hellos >= MAX_HELLOS) return this.release()
+          this.account = undefined
+          this.hello()
+          return this.release()
         }
         const pending = this.pending.get(message.id)
         if (pending === undefined) {
@@ -165,15 +235,15 @@ export class SagewsClient {
   /** Sends now when open, else holds the message until the connection is. */
   write(message: ClientRequest): void {
     const text = JSON.stringify(message)
-    if (this.sock !== undefined && this.sock.readyState === 1) this.sock.send(text)
+    if (this.sock !== undefined && this.sock.readyState === 1 && !this.held) this.sock.send(text)
     else this.queue.push(text)
   }
 
   /** Sends a request and resolves with the reply that carries its id. */
-  request(message: ClientRequest, options: { resend?: boolean; onRunOutput?: (seq: number, msg: OutputMsg) => void } = {}): Promise<Reply> {
+  request(message: ClientRequest, options: { resend?: boolean; onRunOutput?: (seq: number, msg: OutputMsg) => void; onRunRestart?: () => void } = {}): Promise<Reply> {
     return new Promise((resolve) => {
-      const open = this.sock !== undefined && this.sock.readyState === 1
-      const pending: Pending = { message, resolve, resend: options.resend ?? false, sent: open, ...(options.onRunOutput ? { onRunOutput: options.onRunOutput } : {}) }
+      const open = this.sock !== undefined && this.sock.readyState === 1 && !this.held
+      const pending: Pending = { message, resolve, resend: options.resend ?? false, sent: open, ...(options.onRunOutput ? { onRunOutput: options.onRunOutput } : {}), ...(options.onRunRestart ? { onRunRestart: options.onRunRestart } : {}) }
       this.pending.set(message.id, pending)
       if (open || !pending.resend) this.write(message)
     })
@@ -184,8 +254,9 @@ export class SagewsClient {
   }
 
   /** Stateless: runs `code` in a fresh kernel (or answers from the cache); a newer run on this connection cancels it. */
-  async run(code: string, options: { kernel?: KernelKind; cache?: boolean; limits?: Limits; onOutput?: (msg: OutputMsg) => void } = {}): Promise<RunReply> {
-    const outputs: Array<OutputMsg> = []
+  /** `onRestart`: the run starts over (its worker was lost after it printed): what `onOutput` was given so far is void */
+  async run(code: string, options: { kernel?: KernelKind; cache?: boolean; limits?: Limits; onOutput?: (msg: OutputMsg) => void; onRestart?: () => void } = {}): Promise<RunReply> {
+    let outputs: Array<OutputMsg> = []
     let seen = 0
     const id = this.nextId("run")
     const reply = await this.request(
@@ -198,16 +269,25 @@ export class SagewsClient {
           outputs.push(msg)
           options.onOutput?.(msg)
         },
+        onRunRestart: () => {
+          outputs = []
+          seen = 0
+          options.onRestart?.()
+        },
       },
     )
     return { reply, outputs }
   }
 
-  /** Opens a stateful session (a kernel or a terminal). */
-  async open(kernel: SessionKind = "sage", options: { limits?: Limits; cols?: number; rows?: number } = {}): Promise<ClientSession> {
+  /**
+   * Opens a stateful session (a kernel or a terminal); `workspace`: a kernel whose home starts with the account's files
+   * (refused with code `account` on a connection that is no account's, `file` when they do not fit).
+   */
+  async open(kernel: SessionKind = "sage", options: { limits?: Limits; cols?: number; rows?: number; workspace?: boolean } = {}): Promise<ClientSession> {
     const reply = await this.request({ type: "open", id: this.nextId("o"), kernel, ...options })
     if (reply.type !== "opened") throw Object.assign(new Error(reply.type === "error" ? reply.message : `unexpected reply ${reply.type}`), { reply })
     const session = new ClientSession(this, reply.session, reply.kernel)
+    session.workspace = options.workspace === true
     this.sessions.set(reply.session, session)
     return session
   }

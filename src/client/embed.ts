@@ -11,10 +11,13 @@ const client = new SagewsClient(`${origin}/sockjs`)
 let queue: Promise<unknown> = Promise.resolve()
 
 const runnerFor = (kernel: KernelKind, cache: boolean): CellRunner => ({
-  run: (code, onMessage) => {
+  run: (code, onMessage, onRestart) => {
     const next = queue.then(async () => {
-      const { reply } = await client.run(code, { kernel, cache, onOutput: onMessage })
-      if (reply.type === "runDone") return { status: reply.status, ...(reply.cached ? { note: "cached" } : reply.message ? { note: reply.message } : {}) }
+      const { reply } = await client.run(code, { kernel, cache, onOutput: onMessage, ...(onRestart !== undefined ? { onRestart } : {}) })
+      if (reply.type === "runDone") {
+        const limit = reply.status === "limit" && reply.limit !== undefined ? { limit: reply.limit } : {}
+        return { status: reply.status, ...limit, ...(reply.cached ? { note: "cached" } : reply.message ? { note: reply.message } : {}) }
+      }
       return { status: "failed", note: reply.type === "error" ? reply.message : reply.type }
     })
     queue = next.catch(() => undefined)

@@ -9,7 +9,7 @@ import { CheckedConfigSchema, type Config } from "./schema.ts"
 export const DEFAULTS_FILE = fileURLToPath(new URL("../../conf/sagews.json", import.meta.url))
 
 /** Variables that are not config fields but mean something to the CLI. */
-const NON_FIELD_VARS = new Set(["SAGEWS_DATA", "SAGEWS_CONFIG", "SAGEWS_UNDER_TINI", "SAGEWS_DAEMON"])
+const NON_FIELD_VARS = new Set(["SAGEWS_DATA", "SAGEWS_CONFIG", "SAGEWS_UNDER_TINI", "SAGEWS_DAEMON", "SAGEWS_BACKEND_CONFIG"])
 
 export class ConfigError extends Error {
   readonly problems: ReadonlyArray<string>
@@ -98,7 +98,7 @@ const fromEnv = (env: NodeJS.ProcessEnv, defaults: JsonObject): { overrides: Jso
 }
 
 const valueAt = (obj: unknown, path: ReadonlyArray<PropertyKey>): unknown =>
-  path.reduce<unknown>((node, key) => (isObject(node) ? node[String(key)] : undefined), obj)
+  path.reduce<unknown>((node, key) => (isObject(node) ? node[String(key)] : Array.isArray(node) ? node[Number(key)] : undefined), obj)
 
 const describeIssue = (issue: z.core.$ZodIssue, merged: JsonObject, origin: Map<string, string>): string => {
   const path = issue.path.map(String).join(".")
@@ -107,7 +107,9 @@ const describeIssue = (issue: z.core.$ZodIssue, merged: JsonObject, origin: Map<
     return `unknown field${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => where + k).join(", ")}: remove or correct ${issue.keys.length > 1 ? "them" : "it"}`
   }
   const value = valueAt(merged, issue.path)
-  const from = origin.get(path) ?? DEFAULTS_FILE
+  // a list (signIn.providers) is set whole by one source: an item's field comes from where the list came from
+  const list = issue.path.findIndex((k) => typeof k === "number")
+  const from = origin.get(path) ?? (list > 0 ? origin.get(issue.path.slice(0, list).map(String).join(".")) : undefined) ?? DEFAULTS_FILE
   return `${path} = ${value === undefined ? "(missing)" : JSON.stringify(value)} (from ${from}): ${issue.message}`
 }
 

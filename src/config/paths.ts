@@ -16,6 +16,8 @@ export const dataPaths = (dataDir: string) => {
     control: join(run, "control.sock"),
     secret: join(data, "secret"),
     sessions: join(data, "sessions"),
+    /** published worksheets, served by nginx at /pub/ (src/publish/) */
+    pub: join(data, "pub"),
     /** what a daemonised root prints before its log file exists (early crashes) */
     daemonOut: join(data, "sagews.out"),
   }

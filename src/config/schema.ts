@@ -6,6 +6,42 @@ const port = z.number({ error: "expected a port number" }).int("expected an inte
 const positiveInt = z.number({ error: "expected a number" }).int("expected an integer").min(1, "expected an integer >= 1")
 const ms = z.number({ error: "expected milliseconds" }).int("expected whole milliseconds").min(1, "expected milliseconds >= 1")
 
+/** http is for a provider on this machine (a test's, a development Keycloak); anything else must be https */
+const LOOPBACK = new Set(["localhost", "127.0.0.1", "[::1]"])
+
+/** http is for a provider on this machine; anything else must be https */
+const providerUrl = (what: string, example: string) =>
+  z.url({ error: `expected the provider's ${what}, such as ${example}` }).refine((u) => {
+    const url = new URL(u)
+    return url.protocol === "https:" || (url.protocol === "http:" && LOOPBACK.has(url.hostname))
+  }, `expected an https ${what} (http only for localhost)`)
+
+/** the providers that speak plain OAuth 2, not OpenID Connect, each with its endpoints and its API (src/accounts/oauth-presets.ts) */
+export const PRESETS = ["github", "facebook"] as const
+
+/**
+ * A provider people sign in with: an OpenID Connect provider by its issuer URL (discovery at
+ * /.well-known/openid-configuration), or a preset of a plain OAuth 2 provider (GitHub, Facebook; `issuer` and `api`
+ * then default to the public service's, and name a GitHub Enterprise Server instead), and sagews's client there.
+ */
+export const SignInProvider = z.strictObject({
+  /** the path segment of /api/v1/oidc/{name}/start and the sign-in button's label */
+  name: z.string({ error: "expected a name" }).regex(/^[a-z0-9][a-z0-9-]{0,31}$/, "expected 1-32 lowercase letters, digits and -, starting with a letter or digit"),
+  preset: z.enum(PRESETS, { error: `expected one of ${PRESETS.join(", ")} (or no preset: an OpenID Connect provider)` }).optional(),
+  issuer: providerUrl("issuer URL", "https://accounts.google.com").optional(),
+  /** a preset's API base (GitHub's https://api.github.com, Facebook's Graph API https://graph.facebook.com/v19.0) */
+  api: providerUrl("API base URL", "https://api.github.com").optional(),
+  clientId: z.string({ error: "expected the client id the provider gave sagews" }).min(1, "expected the client id the provider gave sagews"),
+  /** the client secret itself, or (better: it stays out of the config and of command lines) a file holding it */
+  clientSecret: z.string().min(1, "expected the client secret, or use clientSecretFile").optional(),
+  clientSecretFile: z.string().regex(/^\//, "expected an absolute path").optional(),
+  /** what is asked for; with OpenID Connect openid is always asked, and email is needed to make or find the account */
+  scopes: z.array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, "expected a scope token such as email")).optional(),
+})
+  .refine((p) => (p.clientSecret === undefined) !== (p.clientSecretFile === undefined), { message: "expected exactly one of clientSecret and clientSecretFile", path: ["clientSecret"] })
+  .refine((p) => p.preset !== undefined || p.issuer !== undefined, { message: "expected the provider's issuer URL, such as https://accounts.google.com (or a preset: github, facebook)", path: ["issuer"] })
+  .refine((p) => p.preset !== undefined || p.api === undefined, { message: "api is for a preset (github, facebook); an OpenID Connect provider's endpoints come from its discovery", path: ["api"] })
+
 export const ConfigSchema = z.strictObject({
   $comment: z.string().optional(),
   /** the host name stored with every log row; empty = os.hostname() */
@@ -45,6 +81,11 @@ export const ConfigSchema = z.strictObject({
     /** MiB of a session's private home, and of each of its /tmp, /var/tmp and /dev/shm (tmpfs: they count as memory too) */
     homeMb: positiveInt,
     tmpMb: positiveInt,
+    /**
+     * the first session uid of worker:1 (as root); worker:N takes the 10,000 uids from uidBase + (N-1) * 10,000. Two
+     * trees on one host need ranges that do not overlap: a worker refuses a range another live worker holds.
+     */
+    uidBase: z.number().int().min(1000, "expected an integer >= 1000").max(2 ** 31 - 1_000_000, "expected at most 2146483648"),
   }),
   /**
    * what the backends let one client and one source address hold, each backend counting its own. A client is an
@@ -75,6 +116,10 @@ export const ConfigSchema = z.strictObject({
   }),
   /** how long a component gets between SIGTERM and SIGKILL */
   shutdownMs: ms,
+  /** sign-in beside local accounts: OpenID Connect providers (src/accounts/oidc.ts); none by default */
+  signIn: z.strictObject({
+    providers: z.array(SignInProvider, { error: "expected a list of providers" }),
+  }),
 })
 
 /** The ports the tree binds, by the field that sets them; two components on one port would restart forever. */
@@ -98,6 +143,11 @@ export const CheckedConfigSchema = ConfigSchema.superRefine((c, ctx) => {
     else if (port > 65535) ctx.addIssue({ code: "custom", path: field.split("+")[0]!.split("."), message: `port ${port} (${field}) is past 65535` })
     else seen.set(port, field)
   }
+  const names = new Set<string>()
+  c.signIn.providers.forEach((p, i) => {
+    if (names.has(p.name)) ctx.addIssue({ code: "custom", path: ["signIn", "providers", i, "name"], message: `${JSON.stringify(p.name)} names another provider too: each needs its own name` })
+    names.add(p.name)
+  })
 })
 
 export type Config = z.infer<typeof ConfigSchema>

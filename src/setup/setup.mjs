@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-// Idempotent setup behind `npm start` and `npm test`: Debian packages, npm ci, the client build, `sagews init`.
+// Idempotent setup behind `npm start` and `npm test`: Debian packages, npm ci, the session reaper and the client
+// builds, `sagews init`.
 // Plain JavaScript on purpose: it runs on whatever Node the machine has, before Node 24 is installed from npm.
 import { execFileSync, spawnSync } from "node:child_process"
-import { existsSync, readFileSync, statSync } from "node:fs"
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync } from "node:fs"
 import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 
@@ -24,6 +25,10 @@ const PACKAGES = [
   "iproute2",
   "util-linux",
   "procps",
+  "gcc", // the session reaper (src/worker/reaper.c); node-pty's node-gyp build needs it too
+  "libc6-dev",
+  "python3-nbformat", // tests check what sagews writes with Jupyter's own validator, and open what it writes
+  "git", // workspaces are git repositories kept as bundles in PostgreSQL (src/workspace/)
   ...(forTests ? ["chromium"] : []),
 ]
 
@@ -89,6 +94,20 @@ const ensureClientBuild = () => {
   run(node24(), [builder])
 }
 
+/** What session containers' holder and init exec (src/worker/container.py: REAPER); gitignored. */
+const REAPER_SOURCE = join(root, "src/worker/reaper.c")
+const REAPER = join(root, "build/sagews-reaper")
+
+const ensureReaper = () => {
+  if (mtime(REAPER) >= mtime(REAPER_SOURCE)) return
+  step(`compiling the session reaper ${REAPER}`)
+  mkdirSync(dirname(REAPER), { recursive: true })
+  // Built beside it and renamed into place: a forkserver opening it never sees half a binary.
+  const partial = `${REAPER}.${process.pid}`
+  run(process.env.CC ?? "cc", ["-O2", "-Wall", "-Wextra", "-o", partial, REAPER_SOURCE])
+  renameSync(partial, REAPER)
+}
+
 const ensureInit = () => {
   const data = resolve(process.env.SAGEWS_DATA ?? join(root, "data"))
   if (existsSync(join(data, "secret/worker.key"))) return
@@ -109,5 +128,6 @@ const checkNode = () => {
 ensurePackages()
 ensureNodeModules()
 checkNode()
+ensureReaper()
 ensureClientBuild()
 ensureInit()

@@ -4,13 +4,19 @@
 // session is over only once its cgroup is empty. cgroup v1 (separate hierarchies) and v2 (one unified) both work.
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
+import { Effect, type Schedule } from "effect"
 
 /** v1 cpu.shares and v2 cpu.weight of a user's sessions together; each session gets its share of it */
 const CPU_SHARES = 1024
 const CPU_WEIGHT = 100
 
-type Controller = "memory" | "pids" | "cpu"
-const CONTROLLERS: ReadonlyArray<Controller> = ["memory", "pids", "cpu"]
+type Controller = "memory" | "pids" | "cpu" | "cpuacct" | "freezer"
+const CONTROLLERS: ReadonlyArray<Controller> = ["memory", "pids", "cpu", "cpuacct", "freezer"]
+/**
+ * A host without these still runs sessions: unweighted, with RLIMIT_CPU as the only CPU limit, and killed
+ * without being frozen first (init's death still takes the whole pid namespace).
+ */
+const OPTIONAL: ReadonlySet<Controller> = new Set(["cpu", "cpuacct", "freezer"])
 
 export interface CgroupLimits {
   readonly memoryBytes: number
@@ -126,6 +132,18 @@ export class SessionCgroup {
     return Number(/^oom_kill (\d+)/m.exec(text)?.[1] ?? 0)
   }
 
+  /** CPU seconds used by every process that was ever in it (v1 cpuacct, v2 cpu.stat); undefined if not accounted. */
+  cpuSeconds(): number | undefined {
+    if (this.version === 1) {
+      const dir = this.dirs.get("cpuacct")
+      const ns = dir === undefined ? undefined : readText(join(dir, "cpuacct.usage"))
+      return ns === undefined ? undefined : Number(ns) / 1e9
+    }
+    const stat = readText(join(this.dirs.get("memory")!, "cpu.stat"))
+    const usec = stat === undefined ? undefined : /^usage_usec (\d+)/m.exec(stat)?.[1]
+    return usec === undefined ? undefined : Number(usec) / 1e6
+  }
+
   /** SIGKILLs every process in it (its pid namespace's init among them: the kernel then ends the rest). */
   kill(): void {
     if (this.version === 2 && existsSync(join(this.dirs.get("memory")!, "cgroup.kill"))) {
@@ -136,6 +154,16 @@ export class SessionCgroup {
         // fall through to the signals
       }
     }
+    // v1: frozen first, so that nothing in it can fork while it is being killed; the kills land on the thaw.
+    const freezer = this.dirs.get("freezer")
+    const freeze = (state: "FROZEN" | "THAWED"): void => {
+      try {
+        if (freezer !== undefined && this.version === 1) writeFileSync(join(freezer, "freezer.state"), state)
+      } catch {
+        // a cgroup being removed, or no freezer: the kill works all the same
+      }
+    }
+    freeze("FROZEN")
     for (const pid of this.procs()) {
       try {
         process.kill(pid, "SIGKILL")
@@ -143,6 +171,7 @@ export class SessionCgroup {
         // gone already
       }
     }
+    freeze("THAWED")
   }
 
   /** Removes the cgroup; false while a process is still in it. */
@@ -157,6 +186,17 @@ export class SessionCgroup {
     return true
   }
 }
+
+/** Kills what is left in `cgroup` on each round of `rounds` until it can be removed; false if it never could. */
+export const killAndRemove = (cgroup: SessionCgroup, rounds: Schedule.Schedule<unknown>): Effect.Effect<boolean> =>
+  Effect.repeat(
+    Effect.sync(() => {
+      if (cgroup.remove()) return true
+      cgroup.kill()
+      return false
+    }),
+    { schedule: rounds, until: (removed) => removed },
+  )
 
 /** This worker's subtree of cgroups: `sagews.<worker id>.<pid>` under its own group in each hierarchy. */
 export class WorkerCgroups {
@@ -182,7 +222,7 @@ export class WorkerCgroups {
       try {
         mkdirSync(dir, { recursive: true })
       } catch {
-        if (controller === "cpu") continue
+        if (OPTIONAL.has(controller)) continue
         return undefined
       }
       parents.set(controller, dir)

@@ -2,6 +2,7 @@
 // command line (`--data DIR --port N [--id ID] [--host H] [--config FILE.json | --config-json JSON]`), validated with zod.
 import { readFileSync } from "node:fs"
 import { parseArgs } from "node:util"
+import { Context } from "effect"
 import { z } from "zod"
 import { KernelKind, SessionLimits } from "../protocol/worker.ts"
 
@@ -49,8 +50,6 @@ export const WORKER_DEFAULTS = {
   keepBytes: 8 * 1024 * 1024,
   /** ms an ended session's output stays resumable */
   keepEnded: 60_000,
-  /** ms between limit checks */
-  tick: 200,
   /** ms a forkserver may take to import and warm (Sage: ~1-3 s, more on a loaded machine) */
   forkserverReadyTimeout: 120_000,
 }
@@ -58,12 +57,15 @@ export const WORKER_DEFAULTS = {
 /** The worker's own limits: every field of a session's limits, required. */
 const Limits = SessionLimits.required()
 
-const UID_BASE = 200_000
-const UID_BLOCK = 10_000
+/** the first session uid of worker:1 when the config names none (its `sessions.uidBase`) */
+export const UID_BASE = 200_000
+/** session uids per worker */
+export const UID_BLOCK = 10_000
 
-export const defaultUidRange = (id: string): { first: number; last: number } => {
+/** worker:N's session uids: the N-th block of UID_BLOCK from `base` */
+export const defaultUidRange = (id: string, base = UID_BASE): { first: number; last: number } => {
   const n = Number(/(\d+)$/.exec(id)?.[1] ?? 1)
-  const first = UID_BASE + (Math.max(n, 1) - 1) * UID_BLOCK
+  const first = base + (Math.max(n, 1) - 1) * UID_BLOCK
   return { first, last: first + UID_BLOCK - 1 }
 }
 
@@ -88,7 +90,6 @@ export const WorkerConfig = z
     keepMessages: z.number().int().positive(),
     keepBytes: z.number().int().positive(),
     keepEnded: z.number().int().min(0),
-    tick: z.number().int().positive(),
     forkserverReadyTimeout: z.number().int().positive(),
     tls: z.object({ cert: z.string(), key: z.string() }).optional(),
     python: z.string(),
@@ -96,6 +97,9 @@ export const WorkerConfig = z
   .strict()
 export type WorkerConfig = z.infer<typeof WorkerConfig>
 export type ResolvedLimits = WorkerConfig["limits"]
+
+/** The worker's validated config, for every service of the worker. */
+export class WorkerSettings extends Context.Service<WorkerSettings, WorkerConfig>()("sagews/worker/WorkerSettings") {}
 
 /** Builds a config from overrides on top of the defaults; a bad value names the field. */
 export const makeWorkerConfig = (overrides: Record<string, unknown>): WorkerConfig => {

@@ -1,11 +1,15 @@
 # A session's container (root only): its cgroup, its own pid, mount, IPC, network and UTS namespaces, a private
 # filesystem view and a seccomp filter. One session is three processes, from the forkserver (or the worker) down:
-#   holder  joins the session's cgroup, unshares the namespaces, forks init, waits for it and then exits the way
-#           the session's main process did, so that whoever waits for the holder learns the real reason
-#   init    pid 1 of the session's pid namespace: forks the main process, reaps every orphan, and exits when the
-#           main process ends; the kernel then kills whatever is left in the namespace, however it forks
+#   holder  joins the session's cgroup, unshares the namespaces, forks init and, once init has exec'd, replaces
+#           itself with the reaper (reaper.c, as `sagews-holder`): it waits for init and exits the way the session's
+#           main process did, so that whoever waits for the holder learns the real reason
+#   init    pid 1 of the session's pid namespace: forks the main process, then replaces itself with the reaper (as
+#           `sagews-init`): it reaps every orphan and exits when the main process ends; the kernel then kills
+#           whatever is left in the namespace, however it forks
 #   main    pid 2: the kernel (kernel.py) or a terminal's shell; it builds the private view (view()) and later
 #           drops to the session's uid (sandbox.py) and locks itself down (lock_down()) before any user code
+# Holder and init exec so that only the main process keeps the forkserver's (Sage's) address space: ending many
+# sessions at once then tears down one copy of it per session, not three.
 import ctypes
 import errno
 import os
@@ -46,6 +50,8 @@ PRIVATE_COPIES = ("/var/cache/sympow/datafiles",)
 # What a session has no business reading: the cgroup tree of the host (other sessions' names and usage).
 HIDDEN = ("/sys/fs/cgroup",)
 HOSTNAME = b"sagews"
+# The reaper that holder and init exec (src/worker/reaper.c), compiled by `npm run setup` (src/setup/setup.mjs).
+REAPER = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../build/sagews-reaper"))
 
 
 def _check(result, what):
@@ -79,53 +85,59 @@ def _name(comm):
     libc.prctl(PR_SET_NAME, comm, 0, 0, 0)
 
 
+def reaper():
+    """An open descriptor of the reaper (close-on-exec). Opened before anything is unshared or forked: the exec
+    goes through it, so the main process's view (a tmpfs on /home or /tmp, say) can never hide the file."""
+    try:
+        return os.open(REAPER, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise FileNotFoundError(errno.ENOENT, f"the session reaper {REAPER} is missing: build it with `npm run setup` (src/setup/setup.mjs compiles src/worker/reaper.c)") from None
+
+
+def check_reaper():
+    """Fails now, with the path and the fix, rather than in every session's holder."""
+    os.close(reaper())
+
+
 def hold(spec, main):
     """The holder: runs in a freshly forked child, never returns. `main` runs as pid 2 of the new namespaces."""
     _name(b"sagews-holder")
+    program = reaper()
     for procs in spec.get("cgroup", []):
         _write(procs, str(os.getpid()))
     flags = NAMESPACES if spec.get("network", "isolated") == "isolated" else NAMESPACES & ~CLONE_NEWNET
     _check(libc.unshare(flags), "unshare")
     report_r, report_w = os.pipe()
+    # Its write end is init's alone and closes on exec, that is once init has forked the main process and its
+    # execve has torn down init's copy of Sage's address space.
+    execd_r, execd_w = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(report_r)
-        _init(report_w, main)
+        os.close(execd_r)
+        _init(program, report_w, execd_w, main)
     os.close(report_w)
-    while True:
-        try:
-            _, status = os.waitpid(pid, 0)
-            break
-        except InterruptedError:
-            continue
-    report = os.read(report_r, 64).decode()
-    _exit_like(report or ("signal 9" if os.WIFSIGNALED(status) else f"code {os.WEXITSTATUS(status)}"))
+    os.close(execd_w)
+    # Our own execve tears down this process's copy. Done while init forks the main process, it slowed that fork
+    # (both take the locks of the forkserver's mappings): the main process started ~3 ms later.
+    os.read(execd_r, 1)
+    os.close(execd_r)
+    os.set_inheritable(report_r, True)
+    # The rest is reaper.c's: wait for init, read the report, exit the way the main process did (exit_like).
+    os.execve(program, ["sagews-holder", str(pid), str(report_r)], {})
 
 
-def _exit_like(report):
-    """Exits with the main process's code, or dies of its signal (a core dump is off: RLIMIT_CORE is 0)."""
-    how, _, number = report.partition(" ")
-    n = int(number)
-    if how == "signal":
-        import resource
-
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if n not in (signal.SIGKILL, signal.SIGSTOP):
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {n})
-            signal.signal(n, signal.SIG_DFL)
-        os.kill(os.getpid(), n)
-        os._exit(128 + n)
-    os._exit(n)
-
-
-def _init(report_w, main):
-    """pid 1 of the session: reaps everything; when the main process ends, reports how and exits."""
+def _init(program, report_w, execd_w, main):
+    """pid 1 of the session: forks the main process, then becomes the reaper, which reaps everything and, when
+    the main process ends, reports how and exits."""
     try:
-        _die_with_parent()
+        _die_with_parent()  # kept across the execve below (same credentials, not setuid); reaper.c sets it again
         _name(b"sagews-init")
         pid = os.fork()
         if pid == 0:
             os.close(report_w)
+            os.close(execd_w)
+            os.close(program)
             try:
                 main()
             except BaseException:  # noqa: B902 - whatever main raised ends the session, with a trace on stderr
@@ -134,25 +146,22 @@ def _init(report_w, main):
                 traceback.print_exc()
             finally:
                 os._exit(70)
-        # init keeps no descriptor that user code could need to see closed (the kernel socket, the pty)
+        # init keeps no descriptor that user code could need to see closed (the kernel socket, the pty): only the
+        # report pipe, and two that close on exec (the reaper's, and the holder's signal that init has exec'd)
+        keep = (report_w, execd_w, program)
         for fd in range(0, 3):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        os.closerange(3, report_w)
-        os.closerange(report_w + 1, 65536)
-        while True:
-            try:
-                child, status = os.waitpid(-1, 0)
-            except InterruptedError:
-                continue
-            except ChildProcessError:
-                os._exit(0)
-            if child == pid:
-                report = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"code {os.WEXITSTATUS(status)}"
-                os.write(report_w, report.encode())
-                os._exit(0)
+            if fd not in keep:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        low = 3
+        for fd in sorted(keep):
+            os.closerange(low, fd)
+            low = max(low, fd + 1)
+        os.closerange(low, 65536)
+        os.set_inheritable(report_w, True)
+        os.execve(program, ["sagews-init", str(pid), str(report_w)], {})
     finally:
         os._exit(70)
 

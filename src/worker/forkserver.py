@@ -46,6 +46,7 @@ def main():
     if contain is not None:
         import container
 
+        container.check_reaper()
         container.prepare_filter()
     kernel.load(args.kind)
     t1 = time.monotonic()

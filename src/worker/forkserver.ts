@@ -1,18 +1,19 @@
 // One kernel kind's forkserver (forkserver.py) and its pool of pre-forked idle kernels. `launch` runs one
-// incarnation (kernels.ts supervises it); when it dies, the sessions of its kernels are reported to `onDied`.
+// incarnation (kernels.ts supervises it); each kernel's `exited` tells how it ended, its forkserver's death included.
 import { spawn, type ChildProcess } from "node:child_process"
 import { mkdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import type { Socket } from "node:net"
+import { Duration, Effect, Schedule } from "effect"
 import type { KernelKind } from "../protocol/worker.ts"
-import type { SessionCgroup, WorkerCgroups } from "./cgroups.ts"
+import { killAndRemove, type SessionCgroup, type WorkerCgroups } from "./cgroups.ts"
 import type { WorkerConfig } from "./config.ts"
 import { readLines, writeLine, type LineMessage } from "./lines.ts"
 import { log } from "./log.ts"
 
 const FORKSERVER_PY = join(import.meta.dirname, "forkserver.py")
-/** ms before replacing a pooled kernel that died idle */
-const REFILL_PAUSE = 1_000
+/** The pause before replacing a pooled kernel that died idle, in case it keeps happening. */
+const REFILL_PAUSE = Duration.seconds(1)
 
 /** A forked kernel that has connected back over the kernel socket and not yet been given a session. */
 export class KernelConn {
@@ -27,6 +28,8 @@ export class KernelConn {
   readonly socket: Socket
   /** contained: its session's cgroup, made with it; the session that takes the kernel owns it */
   cgroup: SessionCgroup | undefined
+  /** how the kernel ended, once its forkserver reaped it (or died, taking it along) */
+  exited: Promise<KernelExit> = new Promise(() => undefined)
   constructor(pid: number, tag: string, kind: KernelKind, socket: Socket) {
     this.pid = pid
     this.tag = tag
@@ -49,6 +52,12 @@ export interface ContainSpec {
   readonly hide: ReadonlyArray<string>
 }
 
+/** What every container of a worker shares: its network mode, its private filesystems, what it hides. */
+export const containSpecOf = (config: WorkerConfig): ContainSpec => {
+  const { home, tmp, inodes } = config.disk
+  return { network: config.network, homeMiB: home, tmpMiB: tmp, inodes, hide: [config.dataDir] }
+}
+
 /** The children of a process, from /proc (empty when it has none, or is gone). */
 const childrenOf = (pid: number): Array<number> => {
   try {
@@ -58,32 +67,44 @@ const childrenOf = (pid: number): Array<number> => {
   }
 }
 
-/** ms between tries to remove a cgroup whose last processes are still exiting */
-const CGROUP_RETRY_MS = 50
-const CGROUP_TRIES = 100
+/** Tries to remove a cgroup whose last processes are still exiting, killing what is left: 50 ms apart, 5 s in all. */
+const cgroupRemoval = Schedule.max([Schedule.spaced("50 millis"), Schedule.recurs(100)])
 
-/** Removes a cgroup once its processes are gone (killing what is left), without blocking the caller. */
-export const removeWhenEmpty = (cgroup: SessionCgroup, tries = CGROUP_TRIES): void => {
-  if (cgroup.remove()) return
-  cgroup.kill()
-  if (tries <= 0) return log("error", `cgroup ${cgroup.name} still has processes ${cgroup.procs().join(" ")}; left in place`)
-  setTimeout(() => removeWhenEmpty(cgroup, tries - 1), CGROUP_RETRY_MS).unref()
+/** Removes a cgroup once its processes are gone (killing what is left); logs one that never empties. */
+export const removeWhenEmpty = (cgroup: SessionCgroup): Effect.Effect<void> =>
+  Effect.flatMap(killAndRemove(cgroup, cgroupRemoval), (removed) =>
+    removed ? Effect.void : Effect.sync(() => log("error", `cgroup ${cgroup.name} still has processes ${cgroup.procs().join(" ")}; left in place`)))
+
+/** How the pool runs its timed and background work: on the worker's runtime, so time is Effect's Clock. */
+export interface PoolRunner {
+  /** runs `effect` in the background */
+  readonly fork: (effect: Effect.Effect<void>) => void
 }
 
 export type ChildExit = { readonly code: number } | { readonly signal: string }
 export type ForkserverExit = ChildExit & { readonly why: string }
+/** a kernel's end: its own exit status, or its forkserver's death (why) */
+export type KernelExit = ChildExit | { readonly forkserverDied: string }
+
+interface Fork {
+  /** the kernel's host pid once it said hello (0 before) */
+  pid: number
+  readonly cgroup: SessionCgroup | undefined
+  taken: boolean
+  readonly exited: Promise<KernelExit>
+  readonly resolve: (exit: KernelExit) => void
+}
+
+const makeFork = (cgroup: SessionCgroup | undefined): Fork => {
+  let resolve!: (exit: KernelExit) => void
+  const exited = new Promise<KernelExit>((r) => (resolve = r))
+  return { pid: 0, cgroup, taken: false, exited, resolve }
+}
 
 /** One run of a forkserver process, from ready to exit. */
 export interface Incarnation {
   readonly pid: number
   readonly exit: Promise<ForkserverExit>
-}
-
-export interface PoolEvents {
-  /** a kernel forked by this forkserver exited (the forkserver reaped it) */
-  readonly onExit: (pid: number, exit: ChildExit) => void
-  /** the forkserver itself died; every kernel it forked is gone with it */
-  readonly onDied: (pids: ReadonlyArray<number>, why: string) => void
 }
 
 export class KernelPool {
@@ -93,8 +114,8 @@ export class KernelPool {
   private waiters: Array<(conn: KernelConn) => void> = []
   private unconnected = 0
   private tags = 0
-  /** every fork not yet reaped, by tag: its cgroup, and its kernel's host pid once it said hello (0 before) */
-  private forks = new Map<string, { pid: number; cgroup: SessionCgroup | undefined; taken: boolean }>()
+  /** every fork not yet reaped, by tag */
+  private forks = new Map<string, Fork>()
   private readyWaiters: Array<() => void> = []
   ready = false
   lastFailure: string | undefined
@@ -102,15 +123,15 @@ export class KernelPool {
 
   private readonly config: WorkerConfig
   private readonly socketPath: string
-  private readonly events: PoolEvents
+  private readonly runner: PoolRunner
   /** root: every kernel is a session container with a cgroup of its own (container.py, cgroups.ts) */
   private readonly containers: { readonly spec: ContainSpec; readonly cgroups: WorkerCgroups | undefined } | undefined
 
-  constructor(config: WorkerConfig, kind: KernelKind, socketPath: string, events: PoolEvents, containers?: KernelPool["containers"]) {
+  constructor(config: WorkerConfig, kind: KernelKind, socketPath: string, runner: PoolRunner, containers?: KernelPool["containers"]) {
     this.config = config
+    this.runner = runner
     this.kind = kind
     this.socketPath = socketPath
-    this.events = events
     this.containers = containers
   }
 
@@ -174,15 +195,14 @@ export class KernelPool {
         const why = signal !== null ? `killed by ${signal}` : `exit ${code}`
         this.lastFailure = stderrTail.length > 0 ? `${why}: ${stderrTail.at(-1)}` : why
         const forks = [...this.forks.values()]
-        const pids = forks.filter((f) => f.pid !== 0).map((f) => f.pid)
         // the pid namespace went with the forkserver: the cgroups of kernels no session took are empty, or soon
-        for (const f of forks) if (!f.taken && f.cgroup !== undefined) removeWhenEmpty(f.cgroup)
+        for (const f of forks) if (!f.taken && f.cgroup !== undefined) this.runner.fork(removeWhenEmpty(f.cgroup))
         this.forks.clear()
         this.ready = false
         this.unconnected = 0
         for (const conn of this.idle) conn.socket.destroy()
         this.idle = []
-        this.events.onDied(pids, why)
+        for (const f of forks) f.resolve({ forkserverDied: why })
         resolve(signal !== null ? { signal, why } : { code: code ?? 1, why })
       })
     })
@@ -209,13 +229,13 @@ export class KernelPool {
         const exit: ChildExit = typeof message["signal"] === "string" ? { signal: message["signal"] } : { code: Number(message["code"]) }
         if (fork === undefined) return
         // a kernel no session took (idle, or never connected): its cgroup is ours to remove
-        if (!fork.taken && fork.cgroup !== undefined) removeWhenEmpty(fork.cgroup)
-        if (fork.pid !== 0) this.events.onExit(fork.pid, exit)
-        else {
+        if (!fork.taken && fork.cgroup !== undefined) this.runner.fork(removeWhenEmpty(fork.cgroup))
+        fork.resolve(exit)
+        if (fork.pid === 0) {
           // It died before connecting back: fork a replacement, after a pause in case it keeps happening.
           log("warn", `a ${this.kind} kernel died before connecting`, { exit })
           this.unconnected = Math.max(0, this.unconnected - 1)
-          setTimeout(() => this.topUp(), REFILL_PAUSE).unref()
+          this.refillLater()
         }
         return
       }
@@ -229,9 +249,10 @@ export class KernelPool {
     this.unconnected = Math.max(0, this.unconnected - 1)
     fork.pid = conn.pid
     conn.cgroup = fork.cgroup
+    conn.exited = fork.exited
     conn.onClose = () => {
       this.idle = this.idle.filter((c) => c !== conn)
-      setTimeout(() => this.topUp(), REFILL_PAUSE).unref()
+      this.refillLater()
     }
     const waiter = this.waiters.shift()
     if (waiter !== undefined) waiter(conn)
@@ -239,18 +260,30 @@ export class KernelPool {
     this.topUp()
   }
 
-  /** An idle kernel: from the pool when there is one (no fork to wait for), else freshly forked. */
-  async acquire(): Promise<KernelConn> {
-    if (!this.ready) {
-      let timer: NodeJS.Timeout | undefined
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
+  private refillLater(): void {
+    this.runner.fork(Effect.andThen(Effect.sleep(REFILL_PAUSE), Effect.sync(() => this.topUp())))
+  }
+
+  /** Waits until the forkserver is ready; fails with why once `forkserverReadyTimeout` has passed. */
+  readonly untilReady: Effect.Effect<void, string> = Effect.suspend(() =>
+    this.ready ? Effect.void : Effect.promise(() => this.whenReady()).pipe(
+      Effect.timeoutOrElse({
+        duration: Duration.millis(this.config.forkserverReadyTimeout),
+        orElse: () => {
           const last = this.lastFailure !== undefined ? ` (last failure: ${this.lastFailure})` : ""
-          reject(new Error(`the ${this.kind} kernel is not available: its forkserver was not ready within ${this.config.forkserverReadyTimeout} ms${last}`))
-        }, this.config.forkserverReadyTimeout)
-      })
-      await Promise.race([this.whenReady(), timeout]).finally(() => clearTimeout(timer))
-    }
+          return Effect.fail(`the ${this.kind} kernel is not available: its forkserver was not ready within ${this.config.forkserverReadyTimeout} ms${last}`)
+        },
+      }),
+    )
+  )
+
+  /**
+   * An idle kernel: from the pool when there is one (no fork to wait for), else freshly forked (once the
+   * forkserver is ready: see `untilReady`). An abort (the session's start was interrupted) withdraws the request; a
+   * kernel that arrives for it anyway is closed.
+   */
+  async acquire(signal?: AbortSignal): Promise<KernelConn> {
+    signal?.throwIfAborted()
     const conn = this.idle.shift()
     if (conn !== undefined) {
       conn.onClose = undefined
@@ -258,7 +291,15 @@ export class KernelPool {
       this.topUp()
       return conn
     }
-    const got = new Promise<KernelConn>((resolve) => this.waiters.push(resolve))
+    let waiter: ((conn: KernelConn) => void) | undefined
+    const got = new Promise<KernelConn>((resolve, reject) => {
+      waiter = (conn) => (signal?.aborted ? conn.socket.destroy() : resolve(conn))
+      this.waiters.push(waiter)
+      signal?.addEventListener("abort", () => {
+        this.waiters = this.waiters.filter((w) => w !== waiter)
+        reject(signal.reason)
+      }, { once: true })
+    })
     this.topUp()
     const taken = await got
     taken.onClose = undefined
@@ -280,7 +321,7 @@ export class KernelPool {
     const kernels = Array.from({ length: want }, () => {
       const tag = `${this.kind}${++this.tags}`
       const cgroup = this.containers?.cgroups?.create()
-      this.forks.set(tag, { pid: 0, cgroup, taken: false })
+      this.forks.set(tag, makeFork(cgroup))
       return { tag, cgroup: cgroup?.procsFiles ?? [] }
     })
     writeLine(this.child!.stdin!, { type: "spawn", kernels })

@@ -1,25 +1,39 @@
-// A Sage or Python session: a forked kernel (KernelConn) given its sandbox, fed executions one at a time,
+// A Sage or Python session's I/O: a forked kernel (KernelConn) given its sandbox, fed executions one at a time,
 // its messages validated (user code can write to its own socket) and turned into sequence-numbered output.
-import { processGone } from "../../actors/procstat.ts"
+import { Duration, Effect } from "effect"
 import { z } from "zod"
-import { OutputMessage, type EndReason } from "../protocol/worker.ts"
-import type { ChildExit, KernelConn } from "./forkserver.ts"
+import { signalProcess } from "../../actors/signals.ts"
+import { ExitReason } from "../../supervisors/exit.ts"
+import { HomeFile, MAX_SESSION_FILE_BYTES, OutputMessage } from "../protocol/worker.ts"
+import type { KernelConn, KernelExit } from "./forkserver.ts"
 import type { LineMessage } from "./lines.ts"
 import { Session, type SessionInit } from "./session.ts"
 
-/** ms a kernel may take to apply its sandbox and say ready */
-const SETUP_TIMEOUT = 15_000
-/**
- * ms to wait for the forkserver's exit status once the kernel's socket has closed. It normally comes within
- * milliseconds and names the reason (CpuLimit, Killed); on a saturated machine it took over 2 s, and the
- * session was then wrongly reported Crashed. A forkserver that dies ends its sessions by itself, so this
- * fallback only matters when the status is lost, and may be generous.
- */
-const EXIT_STATUS_WAIT = 10_000
-/** ms after its socket closed that a kernel still running is taken for deaf */
-const DEAF_AFTER = 200
+/** How long a kernel may take to apply its sandbox and say ready. */
+export const SETUP_TIMEOUT = Duration.seconds(15)
 
 const KernelOutput = z.object({ type: z.literal("output"), id: z.string().nullable().optional(), msg: OutputMessage })
+/** What a kernel answers about its home (kernel.py: Home); user code can write to its socket, so it is checked too. */
+const KernelFileList = z.object({ type: z.literal("fileList"), ref: z.string(), files: z.array(HomeFile).max(10_000), truncated: z.boolean().optional() })
+const KernelFileData = z.object({ type: z.literal("fileData"), ref: z.string(), data: z.string(), more: z.boolean().optional() })
+const KernelFileError = z.object({ type: z.literal("fileError"), ref: z.string(), message: z.string().max(4096) })
+
+/** Raw bytes per line of a file sent to or read from a kernel: small lines, so no copy of a whole file sits in the kernel. */
+const KERNEL_CHUNK_BYTES = 1 << 20
+/**
+ * How long a kernel may take to answer about its home. The kernel answers from its output thread, also while a cell
+ * runs, but a cell busy in C code that holds Python's interpreter lock delays it.
+ */
+export const FILES_TIMEOUT = Duration.seconds(20)
+
+/** A file put into the home at the session's open: a path relative to the home, and its bytes. */
+export interface HomeFileContent {
+  readonly path: string
+  readonly content: Buffer
+}
+
+/** A files request to the kernel failed: `message` is for the user. */
+export class KernelFilesFailed extends Error {}
 
 export interface KernelSetup {
   readonly uid: number | undefined
@@ -31,14 +45,23 @@ export interface KernelSetup {
   readonly contained: boolean
   /** contained: MiB of its private home and of its /tmp (for the message when one is full) */
   readonly disk: { readonly home: number; readonly tmp: number } | undefined
+  /** files written into the home, as the session's uid, before the kernel says ready */
+  readonly files: ReadonlyArray<HomeFileContent>
 }
 
+/** kernel.py's exit code when its socket to the worker closed under it (CONNECTION_CLOSED there) */
+const CONNECTION_CLOSED = 74
 
-export const reasonOfExit = (exit: ChildExit): EndReason => {
-  if ("signal" in exit) return exit.signal === "SIGXCPU" ? { _tag: "CpuLimit" } : { _tag: "Killed", signal: exit.signal }
-  if (exit.code === 0) return { _tag: "ClosedByUser" }
-  return { _tag: "Crashed", detail: `the kernel exited with code ${exit.code}` }
+/** A kernel's own end as an exit reason: SIGXCPU is its CPU limit; exit 0 is the user's `exit()`. */
+export const reasonOfExit = (exit: KernelExit): ExitReason => {
+  if ("forkserverDied" in exit) return ExitReason.Crash({ detail: `its kernel forkserver died (${exit.forkserverDied})` })
+  if ("signal" in exit) return exit.signal === "SIGXCPU" ? ExitReason.CpuLimit() : ExitReason.Killed({ signal: exit.signal })
+  if (exit.code === 0) return ExitReason.ClosedByUser()
+  if (exit.code === CONNECTION_CLOSED) return ExitReason.Crash({ detail: "the kernel's connection to the worker closed" })
+  return ExitReason.Crash({ detail: `the kernel exited with code ${exit.code}` })
 }
+
+export class KernelSetupFailed extends Error {}
 
 type Work =
   | { readonly id: string; readonly code: string }
@@ -47,8 +70,12 @@ type Work =
 export class KernelSession extends Session {
   private queue: Array<Work> = []
   private current: string | undefined
-
-  private readonly conn: KernelConn
+  readonly conn: KernelConn
+  /** called when the kernel's connection closes (the child decides what that means) */
+  onConnClosed: (() => void) | undefined
+  /** files requests waiting for the kernel's answer, by ref */
+  private readonly asked = new Map<string, (message: LineMessage | undefined) => void>()
+  private refs = 0
 
   constructor(init: SessionInit, conn: KernelConn) {
     super(init)
@@ -59,41 +86,55 @@ export class KernelSession extends Session {
     return this.conn.pid
   }
 
-  /** Sends the sandbox and waits for the kernel to be ready in it. */
-  start(setup: KernelSetup): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`the kernel did not apply its sandbox within ${SETUP_TIMEOUT} ms`)), SETUP_TIMEOUT)
+  /** Sends the sandbox and waits for the kernel to be ready in it; fails with what went wrong. */
+  setup(setup: KernelSetup): Effect.Effect<void, KernelSetupFailed> {
+    const ready = Effect.callback<void, KernelSetupFailed>((resume) => {
       this.conn.handler = (message) => {
         if (message["type"] === "ready") {
-          clearTimeout(timer)
           this.conn.handler = (m) => this.onMessage(m)
-          resolve()
+          this.conn.onClose = () => {
+            this.dropAsked()
+            this.onConnClosed?.()
+          }
+          resume(Effect.void)
         } else if (message["type"] === "setupFailed") {
-          clearTimeout(timer)
-          reject(new Error(`the kernel could not apply its sandbox: ${String(message["message"])}`))
+          resume(Effect.fail(new KernelSetupFailed(`the kernel could not apply its sandbox: ${String(message["message"])}`)))
+        } else if (message["type"] === "filesFailed") {
+          resume(Effect.fail(new KernelSetupFailed(`the workspace's files could not be put into the session's home: ${String(message["message"])}`)))
         }
       }
-      this.conn.onClose = () => {
-        clearTimeout(timer)
-        reject(new Error("the kernel exited while applying its sandbox"))
-        this.connClosed()
-      }
-      const gid = setup.uid
+      this.conn.onClose = () => resume(Effect.fail(new KernelSetupFailed("the kernel exited while applying its sandbox")))
+      if (this.conn.closed) return resume(Effect.fail(new KernelSetupFailed("the kernel's connection closed before its sandbox was applied")))
       this.conn.send({
         type: "setup",
         contained: setup.contained,
         uid: setup.uid ?? null,
-        gid: gid ?? null,
+        gid: setup.uid ?? null,
         home: this.home,
         env: setup.env,
         limits: { memory: this.limits.memory, cpu: this.limits.cpu, nofile: setup.nofile, nproc: setup.nproc, fsize: setup.fsize, ...(setup.disk !== undefined ? { home: setup.disk.home, tmp: setup.disk.tmp } : {}) },
+        files: setup.files.length,
       })
-    }).then(() => {
-      this.conn.onClose = () => this.connClosed()
+      // The kernel writes them once it runs as the session's uid, before it is ready: nothing of root's touches the home.
+      for (const file of setup.files) {
+        for (let at = 0; at === 0 || at < file.content.length; at += KERNEL_CHUNK_BYTES) {
+          const end = Math.min(file.content.length, at + KERNEL_CHUNK_BYTES)
+          this.conn.send({ type: "file", path: file.path, data: file.content.subarray(at, end).toString("base64"), more: end < file.content.length })
+          if (file.content.length === 0) break
+        }
+      }
     })
+    return ready.pipe(
+      Effect.timeoutOrElse({
+        duration: SETUP_TIMEOUT,
+        orElse: () => Effect.fail(new KernelSetupFailed(`the kernel did not apply its sandbox within ${Duration.format(SETUP_TIMEOUT)}`)),
+      }),
+    )
   }
 
   private onMessage(message: LineMessage): void {
+    const ref = message["ref"]
+    if (typeof ref === "string" && message["type"] !== "output") return void this.asked.get(ref)?.(message)
     const parsed = KernelOutput.safeParse(message)
     if (!parsed.success) return // user code writing junk to its own socket only hurts itself
     const { id, msg } = parsed.data
@@ -104,14 +145,14 @@ export class KernelSession extends Session {
     }
     if (msg.kind === "done" && (id ?? undefined) === this.current) {
       this.current = undefined
-      this.busySince = undefined
+      this.activity.idle()
       this.next()
     }
   }
 
   execute(id: string, code: string): void {
     this.queue.push({ id, code })
-    this.lastActivity = Date.now()
+    this.activity.touch()
     this.next()
   }
 
@@ -121,41 +162,98 @@ export class KernelSession extends Session {
   }
 
   private next(): void {
-    if (this.current !== undefined || this.endReason !== undefined) return
+    if (this.current !== undefined || this.ended) return
     const item = this.queue.shift()
     if (item === undefined) return
     this.current = item.id
-    this.busySince = Date.now()
+    this.activity.busy()
     this.conn.send("change" in item ? { type: "interact", ...item.change } : { type: "execute", id: item.id, code: item.code })
   }
 
-  get idleAfterDone(): boolean {
-    return this.current === undefined && this.queue.length === 0
+  /** the kernel is computing (it cannot read a polite request to exit) */
+  get busy(): boolean {
+    return this.current !== undefined
+  }
+
+  /** the session is over: files requests still waiting fail now */
+  private dropAsked(): void {
+    for (const answer of [...this.asked.values()]) answer(undefined)
+  }
+
+  protected abandon(): string | undefined {
+    this.dropAsked()
+    const running = this.current
+    this.queue = []
+    this.current = undefined
+    return running
+  }
+
+  /**
+   * Asks the kernel (over its socket) and feeds each answer line to `take` until it says it is done (true); fails with
+   * the kernel's own error, or when it does not answer within FILES_TIMEOUT or its connection closes.
+   */
+  private ask(request: Record<string, unknown>, take: (message: LineMessage) => boolean): Effect.Effect<void, KernelFilesFailed> {
+    const ref = `f${++this.refs}`
+    const answered = Effect.callback<void, KernelFilesFailed>((resume) => {
+      this.asked.set(ref, (message) => {
+        const failed = message === undefined ? undefined : KernelFileError.safeParse(message)
+        if (message === undefined) resume(Effect.fail(new KernelFilesFailed("the session ended before its kernel answered")))
+        else if (failed?.success === true) resume(Effect.fail(new KernelFilesFailed(failed.data.message)))
+        else {
+          try {
+            if (take(message)) resume(Effect.void)
+          } catch (e) {
+            resume(Effect.fail(e instanceof KernelFilesFailed ? e : new KernelFilesFailed(String(e))))
+          }
+        }
+      })
+      if (this.ended || this.conn.closed) return resume(Effect.fail(new KernelFilesFailed("the session has ended")))
+      this.conn.send({ ...request, ref })
+    })
+    return answered.pipe(
+      Effect.timeoutOrElse({
+        duration: FILES_TIMEOUT,
+        orElse: () => Effect.fail(new KernelFilesFailed(`the kernel did not answer within ${Duration.format(FILES_TIMEOUT)} (a cell busy in C code holds it up); try again when the cell is done`)),
+      }),
+      Effect.ensuring(Effect.sync(() => this.asked.delete(ref))),
+    )
+  }
+
+  /** The regular files of the home that are new or changed since the open (`all`: every one), as the kernel sees them. */
+  listFiles(all: boolean): Effect.Effect<{ readonly files: ReadonlyArray<HomeFile>; readonly truncated: boolean }, KernelFilesFailed> {
+    let answer: { files: ReadonlyArray<HomeFile>; truncated: boolean } | undefined
+    return this.ask({ type: "listFiles", all }, (message) => {
+      const list = KernelFileList.safeParse(message)
+      if (!list.success) throw new KernelFilesFailed("the kernel's answer about its files was not a file list")
+      answer = { files: list.data.files, truncated: list.data.truncated === true }
+      return true
+    }).pipe(Effect.map(() => answer ?? { files: [], truncated: false }))
+  }
+
+  /**
+   * The bytes of the regular file `path` of the home, read by the kernel as the session's uid, following no symlink;
+   * at most MAX_SESSION_FILE_BYTES.
+   */
+  readFile(path: string): Effect.Effect<Buffer, KernelFilesFailed> {
+    const chunks: Array<Buffer> = []
+    let size = 0
+    return this.ask({ type: "readFile", path, max: MAX_SESSION_FILE_BYTES }, (message) => {
+      const data = KernelFileData.safeParse(message)
+      if (!data.success) throw new KernelFilesFailed("the kernel's answer was not the file's data")
+      const chunk = Buffer.from(data.data.data, "base64")
+      size += chunk.length
+      if (size > MAX_SESSION_FILE_BYTES) throw new KernelFilesFailed(`${path} is larger than ${MAX_SESSION_FILE_BYTES} bytes (10 MiB), the most a file saved from a session may have`)
+      chunks.push(chunk)
+      return data.data.more !== true
+    }).pipe(Effect.map(() => Buffer.concat(chunks)))
   }
 
   interrupt(): void {
+    // the executions queued behind the running one are dropped: each ends now, with its own done
+    const dropped = this.queue
     this.queue = []
-    if (this.current !== undefined) this.signalGroup("SIGINT")
-  }
-
-  protected askToExit(): void {
-    this.conn.send({ type: "exit" })
-  }
-
-  /** The forkserver reaped our kernel. */
-  onExit(exit: ChildExit): void {
-    void this.processExited(reasonOfExit(exit))
-  }
-
-  private connClosed(): void {
-    // A dying kernel closes its socket a moment before it is reaped; one still running after DEAF_AFTER is
-    // alive but deaf (its socket closed, or the worker cut it for an oversized line) and cannot be used.
-    setTimeout(() => {
-      if (this.endReason !== undefined || processGone(this.pid)) return
-      this.endReason = { _tag: "Crashed", detail: "the kernel's connection to the worker closed" }
-      this.killAll()
-    }, DEAF_AFTER).unref()
-    // The exit status (from the forkserver) normally follows within milliseconds; it names the reason.
-    setTimeout(() => void this.processExited({ _tag: "Crashed", detail: "the kernel closed its connection" }), EXIT_STATUS_WAIT).unref()
+    for (const item of dropped) if (!("change" in item)) this.output(item.id, { kind: "done", status: "interrupted" })
+    // SIGINT to the kernel alone, as a user's ^C (it also stops Sage's C code, through cysignals)
+    if (this.current !== undefined) signalProcess(this.pid, "SIGINT")
   }
 }

@@ -5,6 +5,7 @@ import gc
 import io
 import json
 import os
+import queue
 import select
 import signal
 import socket
@@ -16,8 +17,11 @@ import container
 import display
 import interact
 import sandbox
+from home import Home, HomeError
 
 KIND = None
+# the kernel's exit code when the worker's end of its socket closed
+CONNECTION_CLOSED = 74
 BASE_NS = {}
 preparse = None
 
@@ -60,13 +64,14 @@ def warm():
 
 
 class Channel:
-    """JSON lines over the socket to the worker; send() is safe from any thread."""
+    """JSON lines over the socket to the worker; send() is safe from any thread. Read by one thread at a time: the
+    main thread until the kernel runs, then the output thread (OutputPipes.serve)."""
 
     def __init__(self, sock):
         self.sock = sock
         self.pid = os.getpid()
         self.lock = threading.Lock()
-        self.reader = sock.makefile("rb")
+        self.buffer = bytearray()
 
     def send(self, message):
         if os.getpid() != self.pid:
@@ -80,19 +85,45 @@ class Channel:
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
+    def fill(self):
+        """One read from the socket into the buffer (blocks until something comes)."""
+        chunk = self.sock.recv(1 << 20)
+        if not chunk:
+            # the worker closed this socket (it is gone, or it cut the kernel off for an oversized line): not the
+            # user's exit(), which is 0; the worker reads this code as the connection's end (kernel-session.ts)
+            os._exit(CONNECTION_CLOSED)
+        self.buffer += chunk
+
+    def take(self):
+        """The complete lines buffered so far, parsed."""
+        lines = []
+        while True:
+            end = self.buffer.find(b"\n")
+            if end < 0:
+                return lines
+            lines.append(json.loads(bytes(self.buffer[:end])))
+            del self.buffer[: end + 1]
+
     def receive(self):
-        line = self.reader.readline()
-        if not line:
-            os._exit(0)  # the worker is gone
-        return json.loads(line)
+        while True:
+            end = self.buffer.find(b"\n")
+            if end >= 0:
+                line = bytes(self.buffer[:end])
+                del self.buffer[: end + 1]
+                return json.loads(line)
+            self.fill()
 
 
 class OutputPipes:
-    """fd 1 and 2 are pipes read by a thread, so output of subprocesses and C code streams as well as print()."""
+    """fd 1 and 2 are pipes read by a thread, so output of subprocesses and C code streams as well as print(). Once
+    the kernel runs, the same thread reads the worker's commands too (serve): no thread of its own, whose stack and
+    malloc arena would come out of the address space the session's memory limit leaves to user code."""
 
     def __init__(self, channel):
         self.channel = channel
         self.current = None
+        self.commands = None
+        self.wake_r, self.wake_w = os.pipe()
         self.fds = {}
         for fd, name in ((1, "stdout"), (2, "stderr")):
             r, w = os.pipe()
@@ -105,10 +136,23 @@ class OutputPipes:
         sys.stderr = io.TextIOWrapper(open(2, "wb", buffering=0, closefd=False), "utf-8", "replace", line_buffering=True)
         threading.Thread(target=self.loop, daemon=True).start()
 
+    def serve(self, handle):
+        """From now on this thread reads the worker's commands and passes each to `handle`."""
+        self.commands = handle
+        os.write(self.wake_w, b"x")
+
     def loop(self):
+        sock = self.channel.sock
         while True:
-            ready, _, _ = select.select(list(self.fds), [], [], 0.2)
-            if ready:
+            handle = self.commands
+            if handle is not None:
+                for command in self.channel.take():
+                    handle(command)
+            watch = list(self.fds) + ([sock] if handle is not None else [self.wake_r])
+            ready, _, _ = select.select(watch, [], [], 0.2)
+            if sock in ready:
+                self.channel.fill()
+            if any(fd in self.fds for fd in ready):
                 self.drain()
 
     def drain(self):
@@ -139,8 +183,9 @@ class OutputPipes:
 
 
 class Kernel:
-    def __init__(self, channel, setup):
+    def __init__(self, channel, setup, home):
         self.channel = channel
+        self.home = home
         self.pid = os.getpid()
         self.nproc = setup.get("limits", {}).get("nproc")
         self.ns = BASE_NS
@@ -221,17 +266,34 @@ class Kernel:
 
         self.run(exec_id, body)
 
+    def answer(self, command):
+        """A question about the home, answered from the output thread (so also while a cell runs)."""
+        ref = command.get("ref")
+        try:
+            if command.get("type") == "listFiles":
+                files, truncated = self.home.list(bool(command.get("all")))
+                self.channel.send({"type": "fileList", "ref": ref, "files": files, "truncated": truncated})
+            else:
+                send = lambda data, more: self.channel.send({"type": "fileData", "ref": ref, "data": data, "more": more})  # noqa: E731
+                self.home.read(str(command.get("path")), int(command.get("max", 0)), send)
+        except HomeError as error:
+            self.channel.send({"type": "fileError", "ref": ref, "message": str(error)})
+        except Exception as error:  # noqa: B902 - reported to the worker; the kernel goes on
+            self.channel.send({"type": "fileError", "ref": ref, "message": f"{type(error).__name__}: {error}"})
+
     def loop(self):
+        # Home questions are answered by the output thread as they come; executions and interacts wait in `work` for
+        # this (the main) thread, one at a time.
+        work = queue.SimpleQueue()
+        self.pipes.serve(lambda command: self.answer(command) if command.get("type") in ("listFiles", "readFile") else work.put(command))
         while True:
-            command = self.channel.receive()
+            command = work.get()
             kind = command.get("type")
             if kind == "execute":
                 self.execute(command["id"], command["code"])
             elif kind == "interact":
                 iid = command["interact"]
                 self.run(f"interact:{iid}", lambda: interact.change(iid, command["control"], command["value"]))
-            elif kind == "exit":
-                os._exit(0)
 
 
 def child_main(socket_path, kind, tag, contain):
@@ -256,8 +318,15 @@ def child_main(socket_path, kind, tag, contain):
     except Exception as error:  # noqa: B902 - reported to the worker, which ends the session
         channel.send({"type": "setupFailed", "message": f"{type(error).__name__}: {error}"})
         os._exit(71)
+    # The workspace's files, written as the session's uid into its own home: nothing of root's touches it.
+    home = Home(setup["home"])
+    try:
+        home.put(int(setup.get("files", 0)), channel.receive)
+    except Exception as error:  # noqa: B902 - reported to the worker, which ends the session
+        channel.send({"type": "filesFailed", "message": str(error) if isinstance(error, HomeError) else f"{type(error).__name__}: {error}"})
+        os._exit(71)
     display.after_sandbox(setup)
-    kernel = Kernel(channel, setup)
+    kernel = Kernel(channel, setup, home)
     channel.send({"type": "ready"})
     try:
         kernel.loop()

@@ -1,10 +1,14 @@
-// One session, a temporary child of the session supervisor: limits (wall, idle, exec), sequence-numbered
-// output, and the end protocol (escalating kill, then exactly one `ended` frame with the reason).
-import type { EndReason, OutputMessage, SessionKind, WorkerFrame } from "../protocol/worker.ts"
-import { formatEndReason } from "../protocol/worker.ts"
+// One live session's state, as the backend connection sees it: sequence-numbered output (kept for resume), the
+// sink it is attached to, its activity for the limits, and the requests a kind of session answers. Its life — start,
+// limits, the kill and the `ended` frame — is a supervised child (session-child.ts), not this object; that child
+// tells it when a limit is reached, and from then on it says only its last `done` and its `ended`.
+import type { ExitReason } from "../../supervisors/exit.ts"
 import { MAX_FRAME_BYTES } from "../protocol/frames.ts"
-import type { ResolvedLimits } from "./config.ts"
+import { endSentence, toWire } from "../protocol/reason.ts"
+import type { LimitName, OutputMessage, SessionKind, WorkerFrame } from "../protocol/worker.ts"
 import type { SessionCgroup } from "./cgroups.ts"
+import type { ResolvedLimits } from "./config.ts"
+import type { Activity } from "./limits.ts"
 import { OutputLog } from "./outlog.ts"
 
 /** Where a session's frames go: the backend connection it is attached to. */
@@ -21,14 +25,10 @@ export interface SessionInit {
   readonly uid: number | undefined
   readonly home: string
   readonly limits: ResolvedLimits
-  readonly killGrace: number
   readonly keepMessages: number
   readonly keepBytes: number
-  /** the supervisor's cleanup (wait for its cgroup to empty, remove the home, free the uid); once, before `ended` */
-  readonly cleanup: (session: Session) => Promise<void>
+  readonly activity: Activity
 }
-
-const wait = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** Room left in a frame for the envelope around an output message. */
 const MAX_MESSAGE_BYTES = MAX_FRAME_BYTES - 4096
@@ -41,52 +41,28 @@ const fitsInFrame = (msg: OutputMessage): OutputMessage => {
   return { kind: "error", ename: "OutputTooLarge", evalue: `${what} of ${bytes} bytes is larger than the limit of ${MAX_MESSAGE_BYTES} bytes; it was not sent`, traceback: [] }
 }
 
-export const endMessage = (reason: EndReason, limits: ResolvedLimits): string => {
-  switch (reason._tag) {
-    case "Timeout":
-      return `the session reached its ${reason.limit} time limit (${limits[reason.limit]} s) and was ended; start a new session to continue`
-    case "CpuLimit":
-      return `the session used its ${limits.cpu} CPU seconds and was ended`
-    case "OutOfMemory":
-      return `the session exceeded its memory limit (${limits.memory} MiB) and was ended`
-    case "Killed":
-      return `the session's kernel was killed by ${reason.signal}`
-    case "Crashed":
-      return `the session's kernel crashed: ${reason.detail}`
-    case "ClosedByUser":
-      return "the session was closed"
-    case "Completed":
-      return "the stateless execution finished"
-    case "WorkerStopped":
-      return "the worker running this session stopped; start a new session"
-  }
-}
-
 export abstract class Session {
   readonly log: OutputLog
   sink: Sink | undefined
-  /** root: the session's own cgroup (its container's processes, limits, OOM count); set before it starts */
+  /** root: the session's own cgroup (its container's processes, limits, OOM count, CPU seconds) */
   cgroup: SessionCgroup | undefined
+  /** a stateless `run`'s session: one backend's request waits for it, so a resume does not take it from a live link */
+  stateless = false
   /** called after each output message (the stateless `run` ends its session on `done`) */
   onOutput: ((id: string | undefined, msg: OutputMessage) => void) | undefined
-  readonly startedAt = Date.now()
-  lastActivity = Date.now()
-  /** epoch ms the running execution started, undefined when the kernel is not computing */
-  busySince: number | undefined
-  endReason: EndReason | undefined
+  readonly startedAt: number
+  /** set once the session has ended: nothing more is sent to the kernel */
+  ended = false
+  /** set once a limit ended the session: nothing it prints is recorded or sent any more, only its `ended` */
+  private cut = false
   private finished = false
-  private exitedResolve: (() => void) | undefined
-  protected readonly exited: Promise<void>
-  readonly ended: Promise<EndReason>
-  private endedResolve!: (reason: EndReason) => void
 
   protected readonly init: SessionInit
 
   constructor(init: SessionInit) {
     this.init = init
     this.log = new OutputLog(init.keepMessages, init.keepBytes)
-    this.exited = new Promise((resolve) => (this.exitedResolve = resolve))
-    this.ended = new Promise((resolve) => (this.endedResolve = resolve))
+    this.startedAt = init.activity.now()
   }
 
   get id(): string {
@@ -107,6 +83,9 @@ export abstract class Session {
   get limits(): ResolvedLimits {
     return this.init.limits
   }
+  get activity(): Activity {
+    return this.init.activity
+  }
 
   abstract get pid(): number | undefined
   abstract execute(id: string, code: string): void
@@ -116,87 +95,57 @@ export abstract class Session {
   }
   terminalInput(_data: string): void {}
   terminalResize(_cols: number, _rows: number): void {}
-  /** graceful first step of stopping (ask the kernel to exit); the escalation follows */
-  protected abstract askToExit(): void
 
   /** Records and forwards one output message; false when the backend connection is congested. */
   output(id: string | undefined, message: OutputMessage): boolean {
-    this.lastActivity = Date.now()
+    if (this.cut) return true
+    this.activity.touch()
     const msg = fitsInFrame(message)
-    const frame = { type: "output" as const, session: this.id, seq: this.log.nextSeq(), ...(id !== undefined ? { id } : {}), msg }
-    this.log.add(frame)
-    const flowing = this.sink?.send(frame) ?? true
+    const flowing = this.record(id, msg)
     this.onOutput?.(id, msg)
     return flowing
   }
 
-  /** The limit this session has passed at `now`, if any. */
-  overLimit(now: number): EndReason | undefined {
-    if (now - this.startedAt > this.limits.wall * 1000) return { _tag: "Timeout", limit: "wall" }
-    if (this.busySince !== undefined && now - this.busySince > this.limits.exec * 1000) return { _tag: "Timeout", limit: "exec" }
-    if (this.busySince === undefined && now - this.lastActivity > this.limits.idle * 1000) return { _tag: "Timeout", limit: "idle" }
+  /**
+   * A limit ended the session (the child decided it; the kill follows). The execution running ends with one `done`
+   * that names the limit, those queued behind it are dropped, and from now on nothing the session prints — the
+   * kernel's own `done`, what its kill makes it print — is recorded or sent: its next frame is `ended`.
+   */
+  limitReached(limit: LimitName): void {
+    if (this.cut) return
+    this.ended = true
+    const running = this.abandon()
+    if (running !== undefined) this.record(running, { kind: "done", status: "limit", limit })
+    this.cut = true
+  }
+
+  /** Drops the work the session was given; the id of the execution it was running, if one was. */
+  protected abandon(): string | undefined {
     return undefined
   }
 
+  private record(id: string | undefined, msg: OutputMessage): boolean {
+    const frame = { type: "output" as const, session: this.id, seq: this.log.nextSeq(), ...(id !== undefined ? { id } : {}), msg }
+    this.log.add(frame)
+    return this.sink?.send(frame) ?? true
+  }
+
   /**
-   * Ends the session (the first reason wins): a polite request, then interrupt, SIGQUIT and SIGKILL to the
-   * process group, `killGrace` ms apart, each only if the kernel is still there.
+   * The last frame of the session: its reason, in words for a person. Sent once everything of it is gone, or, when
+   * its worker stops, at once (its clients hear it while the worker still can tell them). Only the first call counts.
    */
-  async end(reason: EndReason): Promise<EndReason> {
-    if (this.endReason !== undefined || this.finished) return this.ended
-    this.endReason = reason
-    const polite = reason._tag === "ClosedByUser" || reason._tag === "Completed" || reason._tag === "WorkerStopped"
-    // A computing kernel cannot read a polite request: closing it goes straight to SIGKILL.
-    const steps: Array<NodeJS.Signals | "exit"> = polite ? (this.busySince === undefined ? ["exit", "SIGKILL"] : ["SIGKILL"]) : ["SIGINT", "SIGQUIT", "SIGKILL"]
-    for (const step of steps) {
-      if (this.finished) break
-      if (step === "exit") this.askToExit()
-      else if (step === "SIGKILL") this.killAll()
-      else this.signalGroup(step)
-      await Promise.race([this.exited, wait(this.init.killGrace)])
-    }
-    return this.ended
-  }
-
-  /** whether the kernel's OOM killer has struck in this session */
-  outOfMemory(): boolean {
-    return (this.cgroup?.oomKills() ?? 0) > 0
-  }
-
-  /** SIGKILLs every process of the session wherever it forked to: its cgroup (its container), else its group. */
-  killAll(): void {
-    if (this.cgroup !== undefined) this.cgroup.kill()
-    else this.signalGroup("SIGKILL")
-  }
-
-  protected signalGroup(signal: NodeJS.Signals): void {
-    const pid = this.pid
-    if (pid === undefined) return
-    try {
-      // SIGINT goes to the kernel alone (like an interrupt); the others to its whole process group.
-      process.kill(signal === "SIGINT" ? pid : -pid, signal)
-    } catch {
-      // already gone
-    }
-  }
-
-  /** The kernel process is gone; `natural` is why, unless the worker had already decided to end it. */
-  async processExited(natural: EndReason): Promise<void> {
+  finish(reason: ExitReason): void {
     if (this.finished) return
     this.finished = true
-    this.busySince = undefined
-    this.exitedResolve?.()
-    // The OOM killer's SIGKILL looks like any other: the cgroup tells it apart.
-    const reason = this.endReason ?? (this.outOfMemory() ? { _tag: "OutOfMemory" as const } : natural)
-    this.endReason = reason
-    await this.init.cleanup(this)
-    const frame = { type: "ended" as const, session: this.id, seq: this.log.nextSeq(), reason, message: endMessage(reason, this.limits) }
+    this.ended = true
+    this.cut = true
+    const wire = toWire(reason)
+    const frame = { type: "ended" as const, session: this.id, seq: this.log.nextSeq(), reason: wire, message: endSentence(wire, this.limits) }
     this.log.add(frame)
     this.sink?.send(frame)
-    this.endedResolve(reason)
   }
 
   describe(): string {
-    return `${this.kind} session ${this.id}${this.uid !== undefined ? ` uid ${this.uid}` : ""}${this.endReason ? ` ${formatEndReason(this.endReason)}` : ""}`
+    return `${this.kind} session ${this.id}${this.uid !== undefined ? ` uid ${this.uid}` : ""}`
   }
 }

@@ -4,6 +4,7 @@ import { createRequire } from "node:module"
 import { constants } from "node:os"
 import { join } from "node:path"
 import type { IPty } from "node-pty"
+import { ExitReason } from "../../supervisors/exit.ts"
 import type { ContainSpec } from "./forkserver.ts"
 import { Session, type SessionInit } from "./session.ts"
 
@@ -29,12 +30,16 @@ export interface TerminalSetup {
 
 export class TerminalSession extends Session {
   private term: IPty | undefined
+  /** how the shell ended: ^D or `exit` is the user closing it; SIGXCPU its CPU limit */
+  readonly exited: Promise<ExitReason>
+  private resolveExited!: (reason: ExitReason) => void
 
   private readonly setup: TerminalSetup
 
   constructor(init: SessionInit, setup: TerminalSetup) {
     super(init)
     this.setup = setup
+    this.exited = new Promise((resolve) => (this.resolveExited = resolve))
   }
 
   get pid(): number | undefined {
@@ -69,8 +74,7 @@ export class TerminalSession extends Session {
     term.onData((data) => this.output(undefined, { kind: "terminal", data }))
     term.onExit(({ signal }) => {
       const name = signal !== undefined && signal !== 0 ? signalName(signal) : undefined
-      const reason = name === undefined ? { _tag: "ClosedByUser" as const } : name === "SIGXCPU" ? { _tag: "CpuLimit" as const } : { _tag: "Killed" as const, signal: name }
-      void this.processExited(reason)
+      this.resolveExited(name === undefined ? ExitReason.ClosedByUser() : name === "SIGXCPU" ? ExitReason.CpuLimit() : ExitReason.Killed({ signal: name }))
     })
   }
 
@@ -79,8 +83,8 @@ export class TerminalSession extends Session {
   }
 
   terminalInput(data: string): void {
-    this.lastActivity = Date.now()
-    this.term?.write(data)
+    this.activity.touch()
+    if (!this.ended) this.term?.write(data)
   }
 
   terminalResize(cols: number, rows: number): void {
@@ -89,9 +93,5 @@ export class TerminalSession extends Session {
 
   interrupt(): void {
     this.term?.write("\x03")
-  }
-
-  protected askToExit(): void {
-    this.signalGroup("SIGHUP")
   }
 }

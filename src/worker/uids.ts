@@ -1,7 +1,8 @@
 // Session uids: a fresh uid per live session from the configured range, never shared by two living sessions,
 // and given back only once no process of it is left (`sweepUid` kills them all, wherever they went).
-import { execFile } from "node:child_process"
 import { readdirSync, readFileSync } from "node:fs"
+import { Effect, Schedule } from "effect"
+import { signalProcess } from "../../actors/signals.ts"
 
 export class UidPool {
   private readonly used = new Set<number>()
@@ -65,42 +66,16 @@ export const listProcesses = async (): Promise<Array<ProcInfo>> => {
   return out
 }
 
-const SWEEP_ROUNDS = 50
-const SWEEP_PAUSE_MS = 20
+/** Rounds of looking for a uid's processes and killing them: 20 ms apart, about a second in all. */
+const sweepRounds = Schedule.max([Schedule.spaced("20 millis"), Schedule.recurs(50)])
 
 /** SIGKILLs every live process of `uid` until none is left (a forking process may add some while we look). */
-export const sweepUid = async (uid: number): Promise<boolean> => {
-  for (let round = 0; round < SWEEP_ROUNDS; round++) {
-    const alive = (await listProcesses()).filter((p) => p.uid === uid && p.state !== "Z")
-    if (alive.length === 0) return true
-    for (const p of alive) {
-      try {
-        process.kill(p.pid, "SIGKILL")
-      } catch {
-        // already gone
-      }
-    }
-    await new Promise((resolve) => setTimeout(resolve, SWEEP_PAUSE_MS))
-  }
-  return false
-}
-
-export const killGroup = (pgid: number, signal: NodeJS.Signals): void => {
-  try {
-    process.kill(-pgid, signal)
-  } catch {
-    // the group is gone
-  }
-}
-
-/** Shared writable places a session can leave files in besides its home. */
-const SHARED_TMP = ["/tmp", "/var/tmp", "/dev/shm"]
-
-/**
- * Deletes what `uid` left in the shared temp dirs, so the next session given this uid cannot read it.
- * Never fails: a problem is logged by the caller's policy (the uid is released anyway once this settles).
- */
-export const removeFilesOf = (uid: number): Promise<void> =>
-  new Promise((resolve) => {
-    execFile("find", [...SHARED_TMP, "-xdev", "-user", String(uid), "-depth", "-delete"], () => resolve())
-  })
+export const sweepUid = (uid: number): Effect.Effect<boolean> =>
+  Effect.repeat(
+    Effect.promise(async () => {
+      const alive = (await listProcesses()).filter((p) => p.uid === uid && p.state !== "Z")
+      for (const p of alive) signalProcess(p.pid, "SIGKILL")
+      return alive.length === 0
+    }),
+    { schedule: sweepRounds, until: (none) => none },
+  )

@@ -10,7 +10,7 @@ import { join } from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, Result } from "effect"
 import {
-  haproxyCommand, haproxyLevel, haproxyPaths, haproxySpec, invalidBackends, parseShowProc, reloadHaproxy, serverLines, showProc,
+  haproxyCommand, haproxyLevel, haproxyPaths, haproxySpec, haproxyValues, invalidBackends, parseShowProc, reloadHaproxy, serverLines, showProc,
   type HaproxyBackend,
 } from "../../actors/haproxy.ts"
 import { nginxSpec } from "../../actors/nginx.ts"
@@ -140,6 +140,8 @@ describe("haproxy actor", () => {
     assert.strictEqual(haproxyLevel("Server be_app/backend:1 is DOWN, reason: Layer4", "stdout"), "warn")
     assert.strictEqual(haproxyLevel("[ALERT]    (1) : config : parsing error", "stderr"), "error")
     assert.strictEqual(haproxyLevel("[NOTICE]   (1) : New worker (2) forked", "stderr"), "info")
+    const values = haproxyValues({ dataDir: "/d", port: 1, bind: "127.0.0.1", backends: [], nginxPort: 2 }, { api: 70_000, tunnel: 1_810_000 })
+    assert.deepStrictEqual([values["api_timeout"], values["api_timeout_seconds"], values["tunnel_timeout"]], ["70000ms", 70, "1810000ms"])
   })
 
   it.live("routes / to nginx and /sockjs, /api, /healthz to the backends, with a stickiness cookie", () =>
@@ -171,6 +173,18 @@ describe("haproxy actor", () => {
         }
         assert.strictEqual(backends.size, 1, `session ${session} stays on one backend without a cookie`)
       }
+      // the raw WebSocket has one URL for every client: its connections are balanced, not hashed onto one backend
+      const ws1 = yield* tunnel(s.port)
+      const ws2 = yield* tunnel(s.port)
+      assert.deepStrictEqual(new Set([yield* say(ws1, "x"), yield* say(ws2, "x")]), new Set(["backend:1:x", "backend:2:x"]))
+
+      // with no backend to take it, an /api request gets haproxy's own answer, in JSON rather than an HTML page
+      yield* reloadHaproxy(s.dir, [{ name: "gone", port: yield* freePort }])
+      const none = yield* request(s.port, "/api/v1/status")
+      assert.strictEqual(none.status, 503)
+      assert.deepStrictEqual(JSON.parse(none.body), {
+        error: "failed", message: "no backend is available right now; try again in a few seconds", retryAfterMs: 1000,
+      })
     }).pipe(Effect.scoped))
 
   it.live("a reload under a request loop drops nothing and keeps an upgraded connection open", () =>
@@ -258,7 +272,7 @@ describe("haproxy actor", () => {
       )
       assert.isTrue(Result.isFailure(started))
       if (Result.isFailure(started) && started.failure._tag === "Crash") {
-        assert.include(started.failure.cause, "another server named 'b'")
+        assert.include(started.failure.detail, "another server named 'b'")
       } else assert.fail("expected a Crash")
       assert.deepStrictEqual(living(dir), [])
     }).pipe(Effect.scoped))

@@ -113,7 +113,7 @@ describe("nginx actor", () => {
       chmodSync(join(dir, "static"), 0o700)
       const started = yield* Effect.result(Effect.scoped(nginxSpec({ dataDir: dir, port, staticRoot: join(dir, "static") }).start))
       assert.isTrue(Result.isFailure(started))
-      if (Result.isFailure(started) && started.failure._tag === "Crash") assert.include(started.failure.cause, "chmod o+rx")
+      if (Result.isFailure(started) && started.failure._tag === "Crash") assert.include(started.failure.detail, "chmod o+rx")
       else assert.fail("expected a Crash")
       chmodSync(join(dir, "static"), 0o755)
       chmodSync(dir, 0o700)

@@ -15,6 +15,7 @@ import { clusterPaths, ensureSystemUser, findBinDir, prepareDirs } from "../../s
 import { clusterCredentials, passwordFile } from "../../src/db/credentials.ts"
 import { processesIn } from "../../src/db/leftovers.ts"
 import { migrate } from "../../src/db/migrate.ts"
+import { MIGRATIONS } from "../../src/db/schema.ts"
 import { localUrl } from "../../src/db/url.ts"
 import { freePort, leftoverProcesses, tempDataDir, TestCluster, waitFor } from "../logwatch/fixture.ts"
 
@@ -157,7 +158,7 @@ describe("postgres actor", () => {
     expect((await fs.stat(dataDir)).mode & 0o777).toBe(0o711)
     expect(await fs.readFile(path.join(dataDir, "pg", "PG_VERSION"), "utf8")).toBe("15\n")
     const versions = await (await db(port)).query<{ version: number }>("SELECT version FROM schema_migrations ORDER BY version")
-    expect(versions.map((r) => r.version)).toEqual([1, 2])
+    expect(versions.map((r) => r.version)).toEqual(MIGRATIONS.map((m) => m.version))
     await (await db(port)).query("INSERT INTO log (host, component, ts, level, msg) VALUES ('h', 'c', now(), 'info', 'kept')")
     expect(first.running.port).toBe(port)
     await first.stop()
@@ -167,7 +168,7 @@ describe("postgres actor", () => {
     const second = await start(port)
     expect((await fs.stat(path.join(dataDir, "pg", "PG_VERSION"))).mtimeMs).toBe(versionFile.mtimeMs)
     expect(await (await db(port)).query<{ msg: string }>("SELECT msg FROM log")).toEqual([{ msg: "kept" }])
-    expect(await (await db(port)).query("SELECT version FROM schema_migrations")).toHaveLength(2)
+    expect(await (await db(port)).query("SELECT version FROM schema_migrations")).toHaveLength(MIGRATIONS.length)
     await second.stop()
 
     const log = await fs.readFile(path.join(dataDir, "log", "postgres.log"), "utf8")

@@ -109,7 +109,7 @@ describe("process actor", () => {
       assert.strictEqual(reason._tag, "Crash")
       if (reason._tag === "Crash") {
         assert.strictEqual(reason.code, 3)
-        assert.include(reason.cause, "something broke badly")
+        assert.include(reason.detail, "something broke badly")
       }
       assertGone(crash.pid)
 
@@ -128,7 +128,7 @@ describe("process actor", () => {
       assert.strictEqual(reason._tag, "Crash")
       if (reason._tag === "Crash") {
         assert.strictEqual(reason.code, 64)
-        assert.include(reason.cause, "unknown mode no-such-mode")
+        assert.include(reason.detail, "unknown mode no-such-mode")
       }
       const missing = yield* start({ ...node(dir, "missing", []), command: "/nonexistent/program" }).pipe(Effect.flip)
       assert.strictEqual(missing._tag, "Crash")
@@ -303,7 +303,7 @@ describe("exit reasons and options", () => {
   const end = { code: null, signal: null, requested: undefined, stderrTail: [], oomKillsDuring: 0 }
   it("maps how a process ended", () => {
     assert.deepStrictEqual(exitReasonOf({ ...end, code: 0 }), ExitReason.Normal())
-    assert.deepStrictEqual(exitReasonOf({ ...end, code: 2 }), ExitReason.Crash({ code: 2, cause: "exited with code 2" }))
+    assert.deepStrictEqual(exitReasonOf({ ...end, code: 2 }), ExitReason.Crash({ code: 2, detail: "exited with code 2" }))
     assert.deepStrictEqual(exitReasonOf({ ...end, signal: "SIGSEGV" }), ExitReason.Killed({ signal: "SIGSEGV" }))
     assert.deepStrictEqual(exitReasonOf({ ...end, signal: "SIGKILL", oomKillsDuring: 1 }), ExitReason.OutOfMemory())
     assert.deepStrictEqual(exitReasonOf({ ...end, signal: "SIGKILL", requested: "liveness" }), ExitReason.Timeout({ limit: "liveness" }))

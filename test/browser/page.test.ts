@@ -7,6 +7,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { Browser, Page } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { gatherSessions, killCommand, workerSockets } from "../../src/cli/sessions.ts"
 import { startWebStack, type WebStack } from "../web/harness.ts"
 import { buildClient, cellOutput, closeAll, launchChromium, runCell, setCode } from "./chromium.ts"
 
@@ -129,6 +130,22 @@ describe("the page", () => {
     await page.evaluate(() => {
       delete (window as unknown as { sagews: { settings: { limits?: object } } }).sagews.settings.limits
     })
+  })
+
+  it("says so when an operator ends the page's session with `sagews kill`", async () => {
+    await setCode(page, 0, "'alive'")
+    await runCell(page, 0)
+    await expect.poll(() => cellOutput(page, 0), { timeout: 30_000 }).toContain("alive")
+    const { reports } = await gatherSessions(workerSockets(stack.dataDir))
+    // the page runs python since the test before: its newest python session is the one that just ran
+    const [newest] = reports.flatMap((r) => r.report.live).filter((s) => s.kind === "python").sort((a, b) => b.startedAt - a.startedAt)
+    expect(newest).toBeDefined()
+    const out: Array<string> = []
+    const code = await killCommand({ dataDir: stack.dataDir, session: newest!.id, out: (l) => out.push(l), err: (l) => out.push(l) })
+    expect(code, out.join("\n")).toBe(0)
+    const notice = page.locator("#notice")
+    await expect.poll(() => notice.innerText(), { timeout: 20_000 }).toMatch(/ClosedByOperator/)
+    expect(await notice.innerText()).toMatch(/an operator ended this session/)
   })
 
   it("turns <div data-sagews> on another site into a cell that evaluates in place", async () => {

@@ -60,8 +60,29 @@ describe("loadConfig", () => {
   it("admission limits come from the config and reach the backends in their own terms", () => {
     const c = loadConfig({ env: { SAGEWS_ADMISSION_SESSIONS_PER_ADDRESS: "12", SAGEWS_ADMISSION_IDENTITY_DAYS: "2" } })
     expect(c.admission).toEqual({ sessionsPerClient: 8, sessionsPerAddress: 12, execsPerClient: 4, execsPerAddress: 20, identityDays: 2 })
-    expect(backendConfig(c)).toEqual({ admission: { sessionsPerClient: 8, sessionsPerAddress: 12, execsPerClient: 4, execsPerAddress: 20 }, identityMaxAge: 2 * 86_400 })
+    expect(backendConfig(c)).toEqual({ admission: { sessionsPerClient: 8, sessionsPerAddress: 12, execsPerClient: 4, execsPerAddress: 20 }, identityMaxAge: 2 * 86_400, signIn: { providers: [] } })
     expect(problems(() => loadConfig({ env: { SAGEWS_ADMISSION_EXECS_PER_ADDRESS: "0" } }))).toContain("admission.execsPerAddress = 0 (from SAGEWS_ADMISSION_EXECS_PER_ADDRESS): expected an integer >= 1")
+  })
+
+  it("takes OpenID Connect providers, passes them to the backends, and names the field of a bad one", () => {
+    const good = { name: "keycloak", issuer: "https://id.example.org/realms/math", clientId: "sagews", clientSecretFile: "/etc/sagews/keycloak.secret" }
+    const c = loadConfig({ file: file("providers.json", JSON.stringify({ signIn: { providers: [good] } })), env: {} })
+    expect(c.signIn.providers).toEqual([good])
+    expect(backendConfig(c).signIn).toEqual({ providers: [good] })
+    const bad = [
+      { ...good, name: "Key Cloak" },
+      { ...good, name: "other", issuer: "http://id.example.org" },
+      { name: "both", issuer: good.issuer, clientId: "x", clientSecret: "s", clientSecretFile: "/s" },
+    ]
+    const p = problems(() => loadConfig({ file: file("bad-providers.json", JSON.stringify({ signIn: { providers: bad } })), env: {} })).join("\n")
+    expect(p).toContain(`signIn.providers.0.name = "Key Cloak" (from ${join(dir, "bad-providers.json")})`)
+    expect(p).toContain("signIn.providers.1.issuer")
+    expect(p).toContain("expected an https issuer URL (http only for localhost)")
+    expect(p).toContain("signIn.providers.2.clientSecret")
+    expect(p).toContain("expected exactly one of clientSecret and clientSecretFile")
+    const twice = problems(() => loadConfig({ file: file("twice.json", JSON.stringify({ signIn: { providers: [good, good] } })), env: {} })).join("\n")
+    expect(twice).toContain(`signIn.providers.1.name = "keycloak"`)
+    expect(twice).toContain(`"keycloak" names another provider too`)
   })
 
   it("says which file is unreadable or not JSON", () => {

@@ -43,15 +43,17 @@ describe("shipped templates", () => {
   it("haproxy hard-codes no port and no path", async () => {
     const text = await readFile(join(CONF_DIR, "haproxy.cfg.template"), "utf8")
     assert.deepStrictEqual([...placeholders(text)].sort(), [
-      "admin_socket", "backend_servers", "bind", "hard_stop_after", "nginx_port", "port", "server_state_file",
+      "admin_socket", "api_timeout", "api_timeout_seconds", "backend_servers", "bind", "hard_stop_after", "nginx_port", "port",
+      "server_state_file", "tunnel_timeout",
     ])
-    assert.notMatch(text, /:\d{2,5}\b/)
+    // a port after a colon; a JSON number of haproxy's error bodies (`\"retryAfterMs\":1000`) is not one
+    assert.notMatch(text, /(?<!\\"):\d{2,5}\b/)
     assert.notMatch(text, /\s\/(?:tmp|var|work|run)\//)
   })
 
   it("nginx hard-codes no port and no path", async () => {
     const text = await readFile(join(CONF_DIR, "nginx.conf.template"), "utf8")
-    assert.deepStrictEqual([...placeholders(text)].sort(), ["mime_types", "port", "prefix", "static_root"])
+    assert.deepStrictEqual([...placeholders(text)].sort(), ["mime_types", "port", "prefix", "pub_csp", "pub_root", "static_root"])
     assert.notMatch(text, /listen\s+(?:[\d.]+:)?\d+;/)
     assert.notMatch(text, /\s\/(?:tmp|var|work|run|etc)\//)
   })
@@ -64,7 +66,7 @@ describe("shipped templates", () => {
       const template = join(CONF_DIR, "nginx.conf.template")
       const r = yield* Effect.result(renderTemplateFile(template, out, { port: 1, prefix: dir }))
       assert.isTrue(Result.isFailure(r))
-      yield* renderTemplateFile(template, out, { port: 1, prefix: dir, static_root: dir, mime_types: "/m" })
+      yield* renderTemplateFile(template, out, { port: 1, prefix: dir, static_root: dir, pub_root: join(dir, "pub"), pub_csp: "script-src 'none'", mime_types: "/m" })
       const written = yield* Effect.promise(() => readFile(out, "utf8"))
       assert.include(written, "listen 127.0.0.1:1;")
       assert.include(written, `root ${dir};`)

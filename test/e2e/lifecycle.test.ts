@@ -97,6 +97,25 @@ describe("the tree's life cycle", () => {
     expect(stack.processes()).toEqual([])
   })
 
+  it("never gives up on PostgreSQL: the store restarts it however often it dies, and nothing else is restarted", async () => {
+    const start = await stack.cli(["start", "--daemon"], { SAGEWS_SUPERVISOR_INTENSITY: "1", SAGEWS_SUPERVISOR_PERIOD: "60" })
+    expect(start.code).toBe(0)
+    let rows = await stack.waitRunning()
+    for (let kill = 0; kill < 3; kill++) {
+      const pg = rows.find((r) => r.id === "postgres")!
+      process.kill(pg.pid!, "SIGKILL")
+      rows = await waitFor("postgres to come back", async () => {
+        const now = await stack.status()
+        const p = now.find((r) => r.id === "postgres")
+        return p && p.state === "running" && p.pid !== pg.pid && now.every((r) => r.state === "running") ? now : undefined
+      })
+    }
+    expect(rows.find((r) => r.id === "postgres")?.restarts).toBe(3)
+    for (const id of ["store", "memcached", "web", "compute"]) expect(rows.find((r) => r.id === id)?.restarts).toBe(0)
+    expect((await stack.cli(["stop"])).code).toBe(0)
+    expect(stack.processes()).toEqual([])
+  })
+
   it("refuses a bad configuration with exit code 2, naming the field", async () => {
     const env = await stack.cli(["start"], { SAGEWS_POSTGRES_PORT: "seventy" })
     expect(env.code).toBe(2)

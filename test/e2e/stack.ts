@@ -22,7 +22,8 @@ export interface Stack {
   readonly port: number
   readonly url: string
   readonly ports: Record<string, number>
-  cli(args: ReadonlyArray<string>, extraEnv?: NodeJS.ProcessEnv): Promise<CliResult>
+  /** `sagews ARGS` on the stack, `stdin` written to it */
+  cli(args: ReadonlyArray<string>, extraEnv?: NodeJS.ProcessEnv, stdin?: string): Promise<CliResult>
   /** `sagews start` in the foreground; resolves once its status answers with every component running */
   startForeground(): Promise<ChildProcess>
   waitRunning(timeoutMs?: number): Promise<StatusRow[]>
@@ -51,8 +52,17 @@ export const alive = (pid: number): boolean => !processGone(pid)
 export const processesOf = (dataDir: string): number[] =>
   livingProcesses((p) => p.cmdline.includes(dataDir) || p.environ().includes(`SAGEWS_DATA=${dataDir}`)).map((p) => p.pid)
 
-export const makeStack = async (options: { readonly backends?: number; readonly workers?: number; readonly extraEnv?: NodeJS.ProcessEnv } = {}): Promise<Stack> => {
-  const dataDir = mkdtempSync(join(tmpdir(), "sagews-e2e-"))
+/** A session uid base unique to a port (20,000 uids: two workers), apart from the web tests' (test/web/harness.ts). */
+export const uidBaseFor = (port: number): number => 10_000_000 + port * 20_000
+
+export const makeStack = async (options: {
+  readonly backends?: number
+  readonly workers?: number
+  readonly extraEnv?: NodeJS.ProcessEnv
+  /** the directory the data directory is made in (default the system's temp dir) */
+  readonly parent?: string
+} = {}): Promise<Stack> => {
+  const dataDir = mkdtempSync(join(options.parent ?? tmpdir(), "sagews-e2e-"))
   chmodSync(dataDir, 0o711)
   const backends = options.backends ?? 2
   const workers = options.workers ?? 1
@@ -74,6 +84,8 @@ export const makeStack = async (options: { readonly backends?: number; readonly 
     SAGEWS_BACKENDS_BASE_PORT: String(ports.backends),
     SAGEWS_WORKERS_COUNT: String(workers),
     SAGEWS_WORKERS_BASE_PORT: String(ports.workers),
+    // a uid range of its own (workers claim theirs host-wide): stacks run side by side, and their front ports differ
+    SAGEWS_SESSIONS_UID_BASE: String(uidBaseFor(ports.front)),
     SAGEWS_LIVENESS_INTERVAL_MS: "500",
     SAGEWS_LIVENESS_TIMEOUT_MS: "1000",
     ...options.extraEnv,
@@ -81,12 +93,13 @@ export const makeStack = async (options: { readonly backends?: number; readonly 
   delete env.SAGEWS_UNDER_TINI
   let foreground: ChildProcess | undefined
 
-  const cli = (args: ReadonlyArray<string>, extraEnv: NodeJS.ProcessEnv = {}): Promise<CliResult> =>
+  const cli = (args: ReadonlyArray<string>, extraEnv: NodeJS.ProcessEnv = {}, stdin = ""): Promise<CliResult> =>
     new Promise((ok) => {
-      execFile(SAGEWS, [...args], { env: { ...env, ...extraEnv }, timeout: 120_000 }, (error, stdout, stderr) => {
+      const child = execFile(SAGEWS, [...args], { env: { ...env, ...extraEnv }, timeout: 120_000 }, (error, stdout, stderr) => {
         const code = error ? (typeof error.code === "number" ? error.code : 1) : 0
         ok({ code, stdout, stderr })
       })
+      child.stdin?.end(stdin)
     })
 
   const status = async (): Promise<StatusRow[]> => {

@@ -88,8 +88,11 @@ describe("a running tree", () => {
     const rows = await stack.status()
     const { admission } = loadConfig({ env: {} })
     for (const id of ["backend:1", "backend:2"]) {
-      const args = readFileSync(`/proc/${row(rows, id).pid}/cmdline`, "utf8").split("\0")
-      const config = JSON.parse(args[args.indexOf("--config-json") + 1] ?? "{}") as { admission?: Record<string, number> }
+      const pid = row(rows, id).pid
+      // in its environment, never on its command line (which every user can read)
+      expect(readFileSync(`/proc/${pid}/cmdline`, "utf8")).not.toContain("admission")
+      const variable = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").find((v) => v.startsWith("SAGEWS_BACKEND_CONFIG="))
+      const config = JSON.parse(variable?.slice("SAGEWS_BACKEND_CONFIG=".length) ?? "{}") as { admission?: Record<string, number> }
       expect(config.admission).toMatchObject({ sessionsPerAddress: admission.sessionsPerAddress, execsPerAddress: admission.execsPerAddress })
     }
     // haproxy's stickiness cookie picks the backend

@@ -7,7 +7,7 @@ import { ExitReason } from "../../supervisors/exit.ts"
 import { make } from "../../supervisors/supervisor.ts"
 import { count, makeChild, settle, waitFor } from "./harness.ts"
 
-const crash = ExitReason.Crash({ cause: "boom" })
+const crash = ExitReason.Crash({ detail: "boom" })
 const policy = { initialMs: 100, factor: 2, maxMs: 5_000, resetAfterMs: 10_000 }
 
 describe("backoff policy", () => {

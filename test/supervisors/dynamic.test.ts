@@ -5,7 +5,7 @@ import { makeDynamic } from "../../supervisors/dynamic.ts"
 import { ExitReason } from "../../supervisors/exit.ts"
 import { count, makeChild, NO_BACKOFF, settle, waitFor } from "./harness.ts"
 
-const crash = ExitReason.Crash({ cause: "boom" })
+const crash = ExitReason.Crash({ detail: "boom" })
 
 describe("dynamic supervisor", () => {
   it.effect("starts empty; startChild and terminateChild", () =>

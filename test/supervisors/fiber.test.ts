@@ -23,7 +23,7 @@ describe("fiberChild", () => {
       assert.strictEqual((yield* sup.children)[0]?.port, 9000)
       yield* Deferred.fail(gate, "socket closed")
       const ev = yield* waitFor(sup.recentEvents, (e) => count(e, "ready", "control") === 2)
-      assert.deepStrictEqual(ev.find((e) => e.kind === "exit")?.reason, ExitReason.Crash({ cause: "socket closed" }))
+      assert.deepStrictEqual(ev.find((e) => e.kind === "exit")?.reason, ExitReason.Crash({ detail: "socket closed" }))
     }))
 
   it.effect("a transient fiber child that returns is not restarted", () =>

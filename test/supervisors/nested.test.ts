@@ -5,7 +5,7 @@ import { ExitReason } from "../../supervisors/exit.ts"
 import { make, supervisorChild } from "../../supervisors/supervisor.ts"
 import { count, makeChild, NO_BACKOFF, waitFor } from "./harness.ts"
 
-const crash = ExitReason.Crash({ cause: "boom" })
+const crash = ExitReason.Crash({ detail: "boom" })
 
 describe("nested supervisors", () => {
   it.effect("escalation propagates to the parent, which restarts the nested supervisor", () =>
@@ -28,7 +28,7 @@ describe("nested supervisors", () => {
       const ev = yield* waitFor(root.recentEvents, (e) => count(e, "ready", "store") === 2, "store restarted")
       const exit = ev.find((e) => e.kind === "exit" && e.child === "store")
       assert.strictEqual(exit?.reason?._tag, "Crash")
-      assert.match(exit?.reason?._tag === "Crash" ? exit.reason.cause : "", /supervisor "store" gave up/)
+      assert.match(exit?.reason?._tag === "Crash" ? exit.reason.detail : "", /supervisor "store" gave up/)
       assert.strictEqual(count(ev, "escalation"), 1)
       assert.strictEqual(db.starts(), 3)
       assert.strictEqual(web.starts(), 1) // one_for_one at the root

@@ -9,7 +9,7 @@ import { count, makeChild, NO_BACKOFF, settle, waitFor } from "./harness.ts"
 const exits: ReadonlyArray<[string, ExitReason]> = [
   ["Normal", ExitReason.Normal()],
   ["Shutdown", ExitReason.Shutdown()],
-  ["Crash", ExitReason.Crash({ cause: "boom", code: 3 })],
+  ["Crash", ExitReason.Crash({ detail: "boom", code: 3 })],
   ["Killed", ExitReason.Killed({ signal: "SIGKILL" })],
   ["Timeout", ExitReason.Timeout({ limit: "liveness" })],
 ]
@@ -80,11 +80,11 @@ describe("start and stop order", () => {
       const log: Array<string> = []
       const a = makeChild(log, "a")
       const b = makeChild(log, "b")
-      b.failStarts(ExitReason.Crash({ cause: "readiness probe failed" }))
+      b.failStarts(ExitReason.Crash({ detail: "readiness probe failed" }))
       const sup = yield* make({ id: "sup", backoff: NO_BACKOFF, children: [a.spec, b.spec] })
       const ev = yield* waitFor(sup.recentEvents, (e) => count(e, "ready", "b") === 1, "b ready")
       const exit = ev.find((e) => e.kind === "exit" && e.child === "b")
-      assert.deepStrictEqual(exit?.reason, ExitReason.Crash({ cause: "readiness probe failed" }))
+      assert.deepStrictEqual(exit?.reason, ExitReason.Crash({ detail: "readiness probe failed" }))
       assert.deepStrictEqual(log, ["start:a", "fail:b", "start:b"])
       assert.strictEqual((yield* sup.children)[1]?.restarts, 1)
     }))

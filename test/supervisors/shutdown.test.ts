@@ -69,7 +69,7 @@ describe("stopping a supervisor while a child restarts", () => {
         start: Effect.suspend(() => (++starts === 1 ? Effect.succeed({ exit: Deferred.await(crashed) }) : Effect.never)),
       }
       const sup = yield* make({ id: "sup", intensity: 1, backoff: NO_BACKOFF, children: [flaky] })
-      yield* Deferred.succeed(crashed, ExitReason.Crash({ cause: "boom" }))
+      yield* Deferred.succeed(crashed, ExitReason.Crash({ detail: "boom" }))
       yield* waitFor(sup.recentEvents, (e) => count(e, "start", "flaky") === 2)
       yield* sup.stop
       const events = yield* sup.recentEvents

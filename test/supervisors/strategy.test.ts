@@ -7,7 +7,7 @@ import { ExitReason } from "../../supervisors/exit.ts"
 import { make } from "../../supervisors/supervisor.ts"
 import { count, makeChild, NO_BACKOFF, settle, waitFor } from "./harness.ts"
 
-const crash = ExitReason.Crash({ cause: "boom" })
+const crash = ExitReason.Crash({ detail: "boom" })
 
 const after: Record<Strategy, Array<string>> = {
   one_for_one: ["stop:b", "start:b"],
@@ -48,6 +48,7 @@ describe("strategies", () => {
           yield* b!.exit(crash)
           yield* waitFor(sup.recentEvents, (e) => count(e, "ready", "b") === i + 1, `restart ${i}`)
         }
+        yield* settle // the siblings after b start once b is ready
         log.length = 0
         yield* b!.exit(crash)
         const result = yield* Effect.exit(sup.await)

@@ -69,4 +69,26 @@ describe("validation", () => {
       const e = yield* Effect.flip(makeDynamic({ id: "sessions", maxChildren: 0 }))
       assert.strictEqual(e.field, "maxChildren")
     }))
+
+  const dynamicCases: ReadonlyArray<[string, unknown, string, unknown, string]> = [
+    ["maxChildrenPerKey 0", { maxChildrenPerKey: 0 }, "maxChildrenPerKey", 0, "an integer > 0 (or Infinity)"],
+    ["maxChildrenPerKey 1.5", { maxChildrenPerKey: 1.5 }, "maxChildrenPerKey", 1.5, "an integer > 0 (or Infinity)"],
+    ["keepEnded", { keepEnded: "forever" }, "keepEnded", "forever", "a finite duration >= 0"],
+    ["keepEnded negative", { keepEnded: -1 }, "keepEnded", -1, "a finite duration >= 0"],
+    ["maxEnded", { maxEnded: -3 }, "maxEnded", -3, "an integer >= 0"],
+  ]
+  for (const [name, fields, field, value, expected] of dynamicCases) {
+    it.effect(`dynamic: bad ${name}`, () =>
+      Effect.gen(function*() {
+        const e = yield* Effect.flip(makeDynamic({ id: "sessions", ...(fields as object) }))
+        assert.deepStrictEqual([e.field, e.value, e.expected], [field, value, expected])
+        assert.include(e.message, `${field} is ${JSON.stringify(value)}`)
+      }))
+  }
+
+  it.effect("dynamic: the new fields accept their defaults' kinds", () =>
+    Effect.gen(function*() {
+      yield* makeDynamic({ id: "sessions", maxChildrenPerKey: Infinity, keepEnded: 60_000, maxEnded: 0 })
+      yield* makeDynamic({ id: "sessions", maxChildrenPerKey: 3, keepEnded: "1 hour" })
+    }))
 })

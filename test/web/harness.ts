@@ -5,6 +5,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect, Exit, Scope } from "effect"
+import { afterAll, beforeAll, expect } from "vitest"
 import { haproxySpec } from "../../actors/haproxy.ts"
 import { childDb } from "../../actors/childdb.ts"
 import { memcachedSocket, memcachedSpec } from "../../actors/memcached.ts"
@@ -93,6 +94,8 @@ export interface WebStack {
   /** memcached's pid while it runs */
   cachePid(): number | undefined
   readonly dbUrl: string | undefined
+  /** PostgreSQL's postmaster (its process group), when the stack has it */
+  readonly pgPid: number | undefined
   readonly frontPort: number | undefined
   backendUrl(i?: number): string
   /** haproxy's front door, when the stack has one */
@@ -110,6 +113,8 @@ export interface WebStackOptions {
   readonly kernels?: ReadonlyArray<"python" | "sage">
   readonly cache?: boolean
   readonly postgres?: boolean
+  /** PostgreSQL's liveness checks (a test that makes it hang on purpose wants them slow) */
+  readonly postgresLiveness?: { readonly interval: number; readonly timeout: number; readonly failures: number }
   readonly haproxy?: boolean
   /** nginx serving static/ behind haproxy (the page) */
   readonly nginx?: boolean
@@ -118,7 +123,8 @@ export interface WebStackOptions {
   readonly workerConfig?: Record<string, unknown>
 }
 
-let uidBase = 320_000 + Math.floor(Math.random() * 50) * 1_000
+/** each worker's 1,000 session uids start here plus 1,000 times its port: stacks side by side never share (workers claim them) */
+const WEB_UID_BASE = 1_400_000_000
 
 export const startWebStack = async (o: WebStackOptions = {}): Promise<WebStack> => {
   const dataDir = mkdtempSync(join(tmpdir(), "sagews-web-"))
@@ -134,9 +140,11 @@ export const startWebStack = async (o: WebStackOptions = {}): Promise<WebStack> 
   }
   try {
     let dbUrl: string | undefined
+    let pgPid: number | undefined
     if (o.postgres === true) {
       const port = await freePort()
-      const pg = await startSpec(postgresSpec({ dataDir, port, fastInit: true }))
+      const pg = await startSpec(postgresSpec({ dataDir, port, fastInit: true, ...(o.postgresLiveness !== undefined ? { liveness: o.postgresLiveness } : {}) }))
+      pgPid = pg.pid
       stoppers.push(pg.stop)
       dbUrl = await serviceUrl(dataDir, { port })
     }
@@ -148,9 +156,10 @@ export const startWebStack = async (o: WebStackOptions = {}): Promise<WebStack> 
     const workerCount = o.workers ?? 1
     const workerPorts: Array<number> = []
     for (let i = 0; i < workerCount; i++) {
-      uidBase += 1_000
-      workerPorts.push(await freePort())
-      writeFileSync(join(dataDir, `worker${i + 1}.json`), JSON.stringify({ pool: 1, kernels: o.kernels ?? ["python"], uidRange: { first: uidBase, last: uidBase + 999 }, ...o.workerConfig }))
+      const port = await freePort()
+      workerPorts.push(port)
+      const first = WEB_UID_BASE + port * 1_000
+      writeFileSync(join(dataDir, `worker${i + 1}.json`), JSON.stringify({ pool: 1, kernels: o.kernels ?? ["python"], uidRange: { first, last: first + 999 }, ...o.workerConfig }))
     }
     const startWorker = async (index = 0): Promise<Program> => {
       const port = workerPorts[index] ?? 0
@@ -175,6 +184,8 @@ export const startWebStack = async (o: WebStackOptions = {}): Promise<WebStack> 
       const backend = program(args, port, db?.env)
       backends.push(backend)
       stoppers.push(() => backend.stop())
+      // its links are built before its server: a link may be up before the server listens
+      await backend.waitFor(/listening on /)
       for (let i = 1; i <= workerCount; i++) await backend.waitFor(new RegExp(`connected to worker:${i} `))
       return backend
     }
@@ -191,7 +202,7 @@ export const startWebStack = async (o: WebStackOptions = {}): Promise<WebStack> 
       stoppers.push(haproxy.stop)
     }
     return {
-      dataDir, workers, backends, cacheSocket, dbUrl, frontPort,
+      dataDir, workers, backends, cacheSocket, dbUrl, pgPid, frontPort,
       backendUrl: (i = 0) => `http://127.0.0.1:${backends[i]?.port ?? 0}`,
       frontUrl: () => `http://127.0.0.1:${frontPort ?? 0}`,
       startBackend,
@@ -212,4 +223,24 @@ export const startWebStack = async (o: WebStackOptions = {}): Promise<WebStack> 
 export const postJson = async (url: string, body: unknown): Promise<{ status: number; json: Record<string, unknown> }> => {
   const response = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: typeof body === "string" ? body : JSON.stringify(body) })
   return { status: response.status, json: (await response.json()) as Record<string, unknown> }
+}
+
+/**
+ * A web stack for the enclosing describe block (or file): started before its tests, stopped after them, with nothing
+ * of it left running (asserted). The getter is for the tests, once it is up.
+ */
+export const webStackFor = (o: WebStackOptions = {}): (() => WebStack) => {
+  let stack: WebStack | undefined
+  beforeAll(async () => {
+    stack = await startWebStack(o)
+  })
+  afterAll(async () => {
+    const dir = stack?.dataDir
+    await stack?.stop()
+    if (dir !== undefined) expect(processesOf(dir)).toEqual([])
+  })
+  return () => {
+    if (stack === undefined) throw new Error("the web stack did not start")
+    return stack
+  }
 }

@@ -6,13 +6,47 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import { normalizeAddress, sourceAddress } from "../../src/backend/address.ts"
-import { ensureIdentityKey, IdentityIssuer } from "../../src/backend/identity.ts"
+import { ensureIdentityKey, IdentityIssuer, TICKET_LIFETIME_MS } from "../../src/backend/identity.ts"
 
 const dir = mkdtempSync(join(tmpdir(), "sagews-identity-"))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 const DAY = 86_400
 const BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+describe("account tickets", () => {
+  const key = Buffer.from("k".repeat(64))
+  const ADA = "0b6c3f7e-5a51-4d0e-9a43-2f1c9a7d8e10"
+
+  it("a ticket verifies on any issuer with the same key as the account it names, until it expires", () => {
+    let now = 1_800_000_000_000
+    const issuer = new IdentityIssuer(key, DAY, () => now)
+    const { ticket, expiresAt } = issuer.ticket(ADA)
+    expect(ticket).toMatch(/^a1\.0b6c3f7e-5a51-4d0e-9a43-2f1c9a7d8e10\.\d+\.[A-Za-z0-9_-]{43}$/)
+    expect(expiresAt).toBe(now + TICKET_LIFETIME_MS)
+    expect(new IdentityIssuer(Buffer.from(key), DAY, () => now).verifyTicket(ticket)).toEqual({ ok: true, account: ADA, expiresAt })
+    expect(new IdentityIssuer(Buffer.from("j".repeat(64)), DAY, () => now).verifyTicket(ticket)).toMatchObject({ ok: false, message: expect.stringContaining("signature") })
+    now = expiresAt
+    expect(issuer.verifyTicket(ticket)).toMatchObject({ ok: false, message: expect.stringMatching(/expired at .*tickets last 1 hour.*GET \/api\/v1\/me/) })
+  })
+
+  it("refuses another account's id, a later expiry, an identity token and junk, naming what is wrong", () => {
+    const issuer = new IdentityIssuer(key, DAY)
+    const { ticket } = issuer.ticket(ADA)
+    const [version, , expires, mac] = ticket.split(".")
+    const other = `${version}.${ADA.replace("0b6c", "0b6d")}.${expires}.${mac}`
+    expect(issuer.verifyTicket(other)).toMatchObject({ ok: false, message: expect.stringContaining("signature does not match") })
+    expect(issuer.verifyTicket(`${version}.${ADA}.${Number(expires) + 1}.${mac}`)).toMatchObject({ ok: false, message: expect.stringContaining("signature") })
+    // one signed with the right key but claiming a lifetime this service never issues
+    const far = new IdentityIssuer(key, DAY, () => Date.now() + 10 * TICKET_LIFETIME_MS).ticket(ADA).ticket
+    expect(issuer.verifyTicket(far)).toMatchObject({ ok: false, message: expect.stringContaining("later than any this service issues") })
+    for (const junk of [issuer.issue().token, "", "a1.not-a-uuid.1.x", `${ticket}x`]) {
+      expect(issuer.verifyTicket(junk)).toMatchObject({ ok: false, message: expect.stringContaining("malformed") })
+    }
+    // and a ticket is no identity token
+    expect(issuer.verify(ticket)).toMatchObject({ ok: false, problem: "malformed" })
+  })
+})
 
 describe("identity tokens", () => {
   const key = Buffer.from("k".repeat(64))

@@ -83,15 +83,21 @@ describe("stateful sessions", () => {
     }
   })
 
-  it("a limit that ends a session is named in the ended message", async () => {
+  it("a limit that ends a session is named in the execution's done and in the ended message, with nothing between", async () => {
     const c = client()
     try {
       const session = await c.open("python", { limits: { exec: 1 } })
       const ended = new Promise<EndedEvent>((resolve) => session.onEnded(resolve))
-      const result = await session.execute("import time\ntime.sleep(10)")
-      expect(["interrupted", "ended"]).toContain(result.status)
+      const outputs: Array<OutputEvent> = []
+      session.onOutput((e) => outputs.push(e))
+      const result = await session.execute("import time\nprint('sleeping', flush=True)\ntime.sleep(10)")
+      expect(result).toMatchObject({ status: "limit", limit: "exec" })
+      expect(result.outputs).toEqual([{ kind: "stdout", text: "sleeping\n" }, { kind: "done", status: "limit", limit: "exec" }])
       expect(await ended).toMatchObject({ type: "ended", reason: { _tag: "Timeout", limit: "exec" }, limit: "exec" })
       expect((await ended).message).toMatch(/exec time limit \(1 s\)/)
+      // the done is the session's last output: `ended` is the very next seq
+      expect(outputs.at(-1)?.msg).toEqual({ kind: "done", status: "limit", limit: "exec" })
+      expect((await ended).seq).toBe((outputs.at(-1)?.seq ?? 0) + 1)
     } finally {
       c.close()
     }

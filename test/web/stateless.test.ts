@@ -1,5 +1,6 @@
 // Stateless single-cell execution against real workers, backends and memcached: HTTP and SockJS, the cache hit on the
-// second identical request (also from another backend), opt-out, errors not cached, memcached down = uncached, cancel.
+// second identical request (also from another backend), opt-out, errors not cached, memcached down = uncached, cancel,
+// a run a limit ended (status limit, naming it).
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { SagewsClient } from "../../src/client/connection.ts"
 import { postJson, processesOf, startWebStack, type WebStack } from "./harness.ts"
@@ -58,6 +59,25 @@ describe("stateless execution", () => {
       const fast = await client.run(`print(3) # ${Date.now()}`, { kernel: "python" })
       expect(fast.reply).toMatchObject({ status: "ok" })
       expect((await slow).reply).toMatchObject({ type: "runDone", status: "cancelled" })
+    } finally {
+      client.close()
+    }
+  })
+
+  it("a run ended by a limit answers status limit naming it, its outputs ending with done(limit), over HTTP and SockJS", async () => {
+    const code = `import time\nprint('sleeping', flush=True)\ntime.sleep(30) # ${Date.now()}`
+    const done = { kind: "done", status: "limit", limit: "exec" }
+    const http = await execute(0, { kernel: "python", code, limits: { exec: 1 } })
+    expect(http.status).toBe(200)
+    expect(http.json).toMatchObject({ status: "limit", limit: "exec", cached: false, message: expect.stringMatching(/exec time limit \(1 s\)/) })
+    expect(http.json["outputs"]).toEqual([{ kind: "stdout", text: "sleeping\n" }, done])
+    const client = new SagewsClient(`${stack.backendUrl(1)}/sockjs`, { transports: ["websocket"] })
+    try {
+      const run = await client.run(code, { kernel: "python", limits: { exec: 1 } })
+      expect(run.reply).toMatchObject({ type: "runDone", status: "limit", limit: "exec", cached: false })
+      expect(run.outputs).toEqual([{ kind: "stdout", text: "sleeping\n" }, done])
+      // a run a limit ended is not cached: the same code runs, and is cut off, again
+      expect((await client.run(code, { kernel: "python", limits: { exec: 1 } })).reply).toMatchObject({ status: "limit", cached: false })
     } finally {
       client.close()
     }

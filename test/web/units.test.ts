@@ -1,7 +1,7 @@
 // Pure parts of the backend: admission counting and refusals (per client, per address, per backend), cache keys and
 // opt-out, option validation.
 import { describe, expect, it } from "vitest"
-import { Admission } from "../../src/backend/admission.ts"
+import { makeAdmission } from "../../src/backend/admission.ts"
 import { cacheKey, optedOut } from "../../src/backend/cache.ts"
 import { makeBackendOptions, parseBackendArgs } from "../../src/backend/options.ts"
 import { ClientMessage } from "../../src/protocol/browser.ts"
@@ -12,7 +12,7 @@ const alone = (client: string) => ({ client, address: `addr-of-${client}` })
 
 describe("admission", () => {
   it("refuses past the per-client limit, names it and when to retry; a release frees the slot once", () => {
-    const a = new Admission(limits)
+    const a = makeAdmission(limits)
     const first = a.session(alone("alice"))
     const second = a.session(alone("alice"))
     const third = a.session(alone("alice"))
@@ -28,7 +28,7 @@ describe("admission", () => {
   })
 
   it("counts every client of one address together: new identities do not get past the per-address limit", () => {
-    const a = new Admission(limits)
+    const a = makeAdmission(limits)
     const at = (client: string) => ({ client, address: "203.0.113.7" })
     expect([a.session(at("c1")), a.session(at("c2")), a.session(at("c3"))].every((g) => g.ok)).toBe(true)
     const fourth = a.session(at("c4"))
@@ -43,7 +43,7 @@ describe("admission", () => {
   })
 
   it("refuses past the per-backend limit whoever asks", () => {
-    const a = new Admission(limits)
+    const a = makeAdmission(limits)
     expect(["a", "b", "c", "d"].map((c) => a.session(alone(c))).every((g) => g.ok)).toBe(true)
     expect(a.session(alone("e"))).toMatchObject({ ok: false, refusal: { limit: "sessionsPerBackend", max: 4 } })
     expect(a.execution(alone("e")).ok).toBe(true)
@@ -77,6 +77,10 @@ describe("options and messages", () => {
     expect(inline).toMatchObject({ admission: { sessionsPerAddress: 5, sessionsPerClient: 8 }, identityMaxAge: 60 })
     expect(() => parseBackendArgs(["--data", "/d", "--port", "80", "--config-json", JSON.stringify({ admission: { sessionsPerAddress: 0 } })])).toThrow(/admission\.sessionsPerAddress/)
     expect(() => parseBackendArgs(["--data", "/d", "--port", "80", "--config-json", "[1]"])).toThrow(/--config-json expects a JSON object, got \[1\]/)
+    // the tree passes it in the environment; the command line's --config-json wins over it
+    const passed = parseBackendArgs(["--data", "/d", "--port", "80"], { SAGEWS_BACKEND_CONFIG: JSON.stringify({ admission: { sessionsPerAddress: 7 } }) })
+    expect(passed).toMatchObject({ admission: { sessionsPerAddress: 7, sessionsPerClient: 8 } })
+    expect(() => parseBackendArgs(["--data", "/d", "--port", "80"], { SAGEWS_BACKEND_CONFIG: "nope" })).toThrow(/SAGEWS_BACKEND_CONFIG/)
   })
 
   it("client messages get their defaults and refuse unknown fields", () => {

@@ -6,7 +6,7 @@ import { mkdtemp } from "node:fs/promises"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import type { OutputMessage } from "../../src/protocol/worker.ts"
-import type { ClientSession, WorkerClient } from "../../src/worker/client.ts"
+import type { ClientSession, WorkerClient } from "../../src/wire/client.ts"
 import { listProcesses } from "../../src/worker/uids.ts"
 import { startTestWorker, stopAndCheck, type TestWorker, text } from "./harness.ts"
 

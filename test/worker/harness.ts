@@ -5,8 +5,8 @@ import { chown, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promis
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { expect } from "vitest"
-import { WorkerClient } from "../../src/worker/client.ts"
-import { ensureWorkerSecret } from "../../src/worker/secret.ts"
+import { WorkerClient } from "../../src/wire/client.ts"
+import { ensureWorkerSecret } from "../../src/wire/secret.ts"
 import { listProcesses } from "../../src/worker/uids.ts"
 import { freePort } from "../ports.ts"
 export { freePort }

@@ -1,7 +1,7 @@
 // Python sessions on a real worker: SymPy, NumPy, Matplotlib, streaming, errors, interrupt, interacts,
 // stateless runs, resume by sequence number, terminals; nothing left behind afterwards.
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import type { WorkerClient } from "../../src/worker/client.ts"
+import type { WorkerClient } from "../../src/wire/client.ts"
 import { removeDataDir, settle, startTestWorker, stopAndCheck, type TestWorker, text } from "./harness.ts"
 
 describe("python sessions", () => {
@@ -62,6 +62,13 @@ describe("python sessions", () => {
     expect(out.at(-1)).toEqual({ kind: "done", status: "interrupted" })
     expect(out).toContainEqual(expect.objectContaining({ kind: "error", ename: "KeyboardInterrupt" }))
     expect(await s.execute("kept")).toContainEqual({ kind: "display", data: { "text/plain": "'still here'" } })
+    // executions queued behind an interrupted one are dropped, and each says so with its own done
+    const long = s.execute("import time\nprint('long', flush=True)\ntime.sleep(10)")
+    const queued = s.execute("print('never')")
+    await new Promise((r) => setTimeout(r, 300))
+    s.interrupt()
+    expect((await long).at(-1)).toEqual({ kind: "done", status: "interrupted" })
+    expect(await queued).toEqual([{ kind: "done", status: "interrupted" }])
     await s.close()
   })
 
@@ -91,7 +98,7 @@ describe("python sessions", () => {
   it("runs stateless executions in a fresh session that ends after done", async () => {
     const { messages, ended } = await client.run("python", "import os\nprint(os.getcwd())\n2**100")
     expect(messages).toContainEqual({ kind: "display", data: { "text/plain": String(2n ** 100n) } })
-    expect(ended.reason).toEqual({ _tag: "Completed" })
+    expect(ended.reason).toEqual({ _tag: "Normal" })
   })
 
   it("keeps recent output so another connection can resume from a sequence number", async () => {

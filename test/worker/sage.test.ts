@@ -1,7 +1,7 @@
 // Sage sessions on a real worker (Debian's sagemath): preparsing, exact arithmetic, LaTeX, plots, interacts.
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import type { OutputMessage } from "../../src/protocol/worker.ts"
-import type { ClientSession, WorkerClient } from "../../src/worker/client.ts"
+import type { ClientSession, WorkerClient } from "../../src/wire/client.ts"
 import { startTestWorker, stopAndCheck, type TestWorker, text } from "./harness.ts"
 
 const displayed = (messages: ReadonlyArray<OutputMessage>): Record<string, string> =>

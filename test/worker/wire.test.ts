@@ -8,8 +8,8 @@ import { connect, type Socket } from "node:net"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { encodeFrame, FrameDecoder, MAX_PREAUTH_FRAME_BYTES } from "../../src/protocol/frames.ts"
-import { WorkerClient } from "../../src/worker/client.ts"
-import { answerChallenge } from "../../src/worker/secret.ts"
+import { WorkerClient } from "../../src/wire/client.ts"
+import { answerChallenge } from "../../src/wire/secret.ts"
 import { freePort, removeDataDir, startTestWorker, stopAndCheck, type TestWorker } from "./harness.ts"
 
 describe("frames", () => {

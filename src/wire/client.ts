@@ -1,11 +1,16 @@
-// The backend's side of the worker protocol: connect, answer the challenge, then multiplex sessions on one
-// connection. Every frame from the worker is validated; a lost connection ends each session with WorkerStopped.
+// The backend's side of the worker protocol: connect, answer the challenge (timed on Effect's Clock; a failure is a
+// WorkerConnectError with its reason), then multiplex sessions on one connection. Every frame from the worker is
+// validated; a lost connection ends each session with WorkerStopped.
 import { randomUUID } from "node:crypto"
 import { connect as tcpConnect, type Socket } from "node:net"
 import { connect as tlsConnect, type ConnectionOptions } from "node:tls"
+import { Data, Duration, Effect, type Scope } from "effect"
 import { encodeFrame, FrameDecoder, describeFrameError } from "../protocol/frames.ts"
-import { WorkerFrame, type BackendFrame, type EndedFrame, type KernelKind, type OutputFrame, type OutputMessage, type SessionKind, type SessionLimits } from "../protocol/worker.ts"
+import { FILE_CHUNK_BYTES, WorkerFrame, type BackendFrame, type EndedFrame, type KernelKind, type OutputMessage, type SessionKind, type SessionLimits } from "../protocol/worker.ts"
 import { answerChallenge } from "./secret.ts"
+import { ClientSession } from "./session.ts"
+
+export { ClientSession }
 
 export interface WorkerClientOptions {
   readonly port: number
@@ -13,8 +18,33 @@ export interface WorkerClientOptions {
   readonly secret: Buffer
   /** TLS options when the worker is on another host (ca, servername, ...) */
   readonly tls?: ConnectionOptions
-  /** ms to connect and authenticate */
+  /** ms to connect and authenticate (default CONNECT_TIMEOUT_MS) */
   readonly timeout?: number
+}
+
+/** ms a worker has to accept us and answer the handshake when the caller names no timeout */
+export const CONNECT_TIMEOUT_MS = 10_000
+
+/**
+ * Why a connection to a worker was not established: nothing accepted or the connection closed before
+ * authentication (Unreachable), the worker refused our answer (AuthFailed), or no answer in time (Timeout).
+ */
+export class WorkerConnectError extends Data.TaggedError("WorkerConnectError")<{
+  /** host:port */
+  readonly address: string
+  readonly reason: "Unreachable" | "AuthFailed" | "Timeout"
+  readonly detail: string
+}> {
+  override get message(): string {
+    switch (this.reason) {
+      case "Unreachable":
+        return `worker connection closed before authentication: ${this.detail}`
+      case "AuthFailed":
+        return `worker refused us: ${this.detail}`
+      case "Timeout":
+        return `worker ${this.address} did not authenticate us within ${this.detail}`
+    }
+  }
 }
 
 export interface OpenOptions {
@@ -23,97 +53,18 @@ export interface OpenOptions {
   readonly limits?: SessionLimits
   readonly cols?: number
   readonly rows?: number
+  /** a kernel's: files put into its home before it runs anything (sent as `file` frames before the open) */
+  readonly files?: ReadonlyArray<{ readonly path: string; readonly content: Uint8Array }>
 }
 
 type Listener<T> = (value: T) => void
-
-/** One session on a worker connection: its output stream, requests, and its end. */
-export class ClientSession {
-  readonly id: string
-  readonly kernel: SessionKind
-  pid: number | undefined
-  lastSeq = 0
-  endedFrame: EndedFrame | undefined
-  readonly ended: Promise<EndedFrame>
-  private resolveEnded!: (frame: EndedFrame) => void
-  private readonly listeners = new Set<Listener<OutputFrame>>()
-  private readonly client: WorkerClient
-  private executions = 0
-
-  constructor(client: WorkerClient, id: string, kernel: SessionKind) {
-    this.client = client
-    this.id = id
-    this.kernel = kernel
-    this.ended = new Promise((resolve) => (this.resolveEnded = resolve))
-  }
-
-  onOutput(listener: Listener<OutputFrame>): () => void {
-    this.listeners.add(listener)
-    return () => this.listeners.delete(listener)
-  }
-
-  /** Runs `code`; resolves with every message of that execution up to and including `done`. */
-  execute(code: string, onMessage?: Listener<OutputMessage>): Promise<Array<OutputMessage>> {
-    const id = `e${++this.executions}`
-    return this.collect(id, () => this.client.send({ type: "execute", session: this.id, id, code }), onMessage)
-  }
-
-  /** Moves an interact control; resolves with the re-run's messages. */
-  interactChange(interact: string, control: string, value: string | number | boolean): Promise<Array<OutputMessage>> {
-    return this.collect(`interact:${interact}`, () => this.client.send({ type: "interactChange", session: this.id, interact, control, value }))
-  }
-
-  private collect(id: string, start: () => void, onMessage?: Listener<OutputMessage>): Promise<Array<OutputMessage>> {
-    return new Promise((resolve, reject) => {
-      const messages: Array<OutputMessage> = []
-      const off = this.onOutput((frame) => {
-        if (frame.id !== id) return
-        messages.push(frame.msg)
-        onMessage?.(frame.msg)
-        if (frame.msg.kind === "done") {
-          off()
-          resolve(messages)
-        }
-      })
-      void this.ended.then((end) => {
-        off()
-        reject(Object.assign(new Error(`session ended: ${end.message}`), { ended: end, messages }))
-      })
-      start()
-    })
-  }
-
-  interrupt(): void {
-    this.client.send({ type: "interrupt", session: this.id })
-  }
-
-  close(): Promise<EndedFrame> {
-    if (this.endedFrame === undefined) this.client.send({ type: "close", session: this.id })
-    return this.ended
-  }
-
-  terminalInput(data: string): void {
-    this.client.send({ type: "terminalInput", session: this.id, data })
-  }
-
-  terminalResize(cols: number, rows: number): void {
-    this.client.send({ type: "terminalResize", session: this.id, cols, rows })
-  }
-
-  /** @internal */
-  deliver(frame: OutputFrame | EndedFrame): void {
-    this.lastSeq = Math.max(this.lastSeq, frame.seq)
-    if (frame.type === "ended") {
-      this.endedFrame = frame
-      this.resolveEnded(frame)
-    } else for (const listener of this.listeners) listener(frame)
-  }
-}
 
 export class WorkerClient {
   worker = ""
   isolation: "full" | "reduced" = "reduced"
   kernels: Array<KernelKind> = []
+  /** when the worker process started (ms since the epoch, its clock) */
+  startedAt = 0
   readonly sessions = new Map<string, ClientSession>()
   readonly closed: Promise<string>
   private resolveClosed!: (why: string) => void
@@ -127,34 +78,20 @@ export class WorkerClient {
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve))
   }
 
-  /** Connects and authenticates; rejects with the worker's error message or a timeout. */
+  /** Connects and authenticates; rejects with a WorkerConnectError. The caller closes the client. */
   static connect(options: WorkerClientOptions): Promise<WorkerClient> {
-    const host = options.host ?? "127.0.0.1"
-    const socket = options.tls !== undefined ? tlsConnect({ ...options.tls, host, port: options.port }) : tcpConnect({ host, port: options.port })
-    const client = new WorkerClient(socket)
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        reject(new Error(`worker ${host}:${options.port} did not authenticate us within ${options.timeout ?? 10_000} ms`))
-        socket.destroy()
-      }, options.timeout ?? 10_000)
-      const off = client.onFrame((frame) => {
-        if (frame.type === "challenge") client.send({ type: "auth", hmac: answerChallenge(options.secret, frame.nonce) })
-        else if (frame.type === "authOk") {
-          Object.assign(client, { worker: frame.worker, isolation: frame.isolation, kernels: frame.kernels })
-          clearTimeout(timer)
-          off()
-          resolve(client)
-        } else if (frame.type === "error") reject(new Error(`worker refused us: ${frame.message}`))
-      })
-      void client.closed.then((why) => {
-        clearTimeout(timer)
-        reject(new Error(`worker connection closed before authentication: ${why}`))
-      })
-      client.start()
-    })
+    return Effect.runPromise(handshake(options))
   }
 
-  private start(): void {
+  /** @internal the socket, not yet authenticated */
+  static open(options: WorkerClientOptions): WorkerClient {
+    const host = options.host ?? "127.0.0.1"
+    const socket = options.tls !== undefined ? tlsConnect({ ...options.tls, host, port: options.port }) : tcpConnect({ host, port: options.port })
+    return new WorkerClient(socket)
+  }
+
+  /** @internal */
+  start(): void {
     this.socket.setNoDelay?.(true)
     this.socket.on("error", (error) => this.shutdown(error.message))
     this.socket.on("close", () => this.shutdown("connection closed"))
@@ -191,6 +128,10 @@ export class WorkerClient {
         this.pending.delete(frame.session)
         return
       }
+      case "fileList":
+      case "fileData":
+        this.sessions.get(frame.session)?.answer(frame)
+        return
       case "output":
       case "ended": {
         const session = this.sessions.get(frame.session)
@@ -199,6 +140,7 @@ export class WorkerClient {
         return
       }
       case "error":
+        if (frame.session !== undefined && frame.id !== undefined) return void this.sessions.get(frame.session)?.answer(frame)
         if (frame.session !== undefined) {
           this.pending.get(frame.session)?.reject(new Error(frame.message))
           this.pending.delete(frame.session)
@@ -215,8 +157,21 @@ export class WorkerClient {
   }
 
   open(kernel: SessionKind, options: OpenOptions = {}): Promise<ClientSession> {
-    const { session = randomUUID(), ...rest } = options
-    return this.request({ type: "open", session, kernel, ...rest })
+    const { session = randomUUID(), files = [], ...rest } = options
+    this.stageFiles(session, files)
+    return this.request({ type: "open", session, kernel, ...rest, ...(files.length > 0 ? { files: files.length } : {}) })
+  }
+
+  /** Sends `files` for the home of `session` as `file` frames of at most FILE_CHUNK_BYTES each; its `open` must follow. */
+  stageFiles(session: string, files: ReadonlyArray<{ readonly path: string; readonly content: Uint8Array }>): void {
+    for (const { path, content } of files) {
+      for (let at = 0; at === 0 || at < content.byteLength; at += FILE_CHUNK_BYTES) {
+        const end = Math.min(content.byteLength, at + FILE_CHUNK_BYTES)
+        const data = Buffer.from(content.buffer, content.byteOffset + at, end - at).toString("base64")
+        this.send({ type: "file", session, path, data, ...(end < content.byteLength ? { more: true } : {}) })
+        if (content.byteLength === 0) break
+      }
+    }
   }
 
   /** Stateless execution: a fresh session that runs `code` once and ends after `done`. */
@@ -261,6 +216,11 @@ export class WorkerClient {
     this.socket.end()
   }
 
+  /** @internal drops the connection at once (a handshake that failed or was given up) */
+  destroy(): void {
+    this.socket.destroy()
+  }
+
   private shutdown(why: string): void {
     for (const [id, waiter] of this.pending) waiter.reject(new Error(`worker connection lost: ${why}`)), this.pending.delete(id)
     for (const session of this.sessions.values()) {
@@ -276,3 +236,44 @@ export class WorkerClient {
     this.resolveClosed(why)
   }
 }
+
+/** Connect and authenticate, without a scope: the caller closes the client. Interrupting it drops the socket. */
+const handshake = (options: WorkerClientOptions): Effect.Effect<WorkerClient, WorkerConnectError> => {
+  const address = `${options.host ?? "127.0.0.1"}:${options.port}`
+  const timeout = options.timeout ?? CONNECT_TIMEOUT_MS
+  const attempt = Effect.callback<WorkerClient, WorkerConnectError>((resume) => {
+    const client = WorkerClient.open(options)
+    let settled = false
+    const fail = (reason: WorkerConnectError["reason"], detail: string): void => {
+      if (settled) return
+      settled = true
+      client.destroy()
+      resume(Effect.fail(new WorkerConnectError({ address, reason, detail })))
+    }
+    const off = client.onFrame((frame) => {
+      if (frame.type === "challenge") client.send({ type: "auth", hmac: answerChallenge(options.secret, frame.nonce) })
+      else if (frame.type === "authOk") {
+        Object.assign(client, { worker: frame.worker, isolation: frame.isolation, kernels: frame.kernels, startedAt: frame.startedAt })
+        settled = true
+        off()
+        resume(Effect.succeed(client))
+      } else if (frame.type === "error") fail("AuthFailed", frame.message)
+    })
+    void client.closed.then((why) => fail("Unreachable", why))
+    client.start()
+    return Effect.sync(() => client.destroy())
+  })
+  return attempt.pipe(
+    Effect.timeoutOrElse({
+      duration: Duration.millis(timeout),
+      orElse: () => Effect.fail(new WorkerConnectError({ address, reason: "Timeout", detail: `${timeout} ms` })),
+    }),
+  )
+}
+
+/**
+ * Connects and authenticates, timed on Effect's Clock; the connection belongs to the scope (closed with it).
+ * Whoever holds the client hears its loss on `closed`.
+ */
+export const connectWorker = (options: WorkerClientOptions): Effect.Effect<WorkerClient, WorkerConnectError, Scope.Scope> =>
+  Effect.acquireRelease(handshake(options), (client) => Effect.sync(() => client.close()))

@@ -1,5 +1,5 @@
-// The backend ⇄ worker shared secret (<data>/secret/worker.key, 0600) and the HMAC challenge/response over it.
-// Both sides call `ensureWorkerSecret`: the first to run creates the key, the other reads it.
+// The one wire between backends and workers: the worker secret (<data>/secret/worker.key, 0600) and the HMAC
+// challenge/response over it. Both sides call `ensureWorkerSecret`: the first to run creates the key, the other reads it.
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto"
 import { ensureSecret } from "../config/secret.ts"
 

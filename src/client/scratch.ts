@@ -1,0 +1,42 @@
+// The scratch page's code, kept in this browser's localStorage (nothing typed is lost to a closed tab): saved a
+// moment after the last edit, read back at a load, with a permalink's code put first when one is opened.
+/** what a browser that kept nothing shows */
+export const FIRST_CELL = "# shift-enter runs a cell\nfactor(x^2 - 1)"
+const STORAGE_KEY = "sagews:cells"
+/** ms after the last edit the cells are written: typing does not write on every key */
+export const SCRATCH_SAVE_MS = 300
+
+export class ScratchStore {
+  private timer: ReturnType<typeof setTimeout> | undefined
+  private readonly codes: () => ReadonlyArray<string>
+
+  /** `codes`: the page's cells now */
+  constructor(codes: () => ReadonlyArray<string>) {
+    this.codes = codes
+  }
+
+  save(): void {
+    clearTimeout(this.timer)
+    this.timer = setTimeout(() => {
+      try {
+        localStorage.setItem(STORAGE_KEY, JSON.stringify(this.codes()))
+      } catch {
+        // storage full or disabled: the page still works
+      }
+    }, SCRATCH_SAVE_MS)
+  }
+
+  restore(): Array<string> {
+    try {
+      const saved: unknown = JSON.parse(localStorage.getItem(STORAGE_KEY) ?? "null")
+      return Array.isArray(saved) && saved.length > 0 && saved.every((c) => typeof c === "string") ? saved : [FIRST_CELL]
+    } catch {
+      return [FIRST_CELL]
+    }
+  }
+
+  /** A permalink's code as the first cell, what this browser kept after it (not the code twice, not the example). */
+  restoreWith(code: string): Array<string> {
+    return [code, ...this.restore().filter((c) => c !== code && c !== FIRST_CELL)]
+  }
+}
