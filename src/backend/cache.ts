@@ -1,12 +1,12 @@
 // The ResultCache service, the single-cell result cache shared by every backend: key = sha256 of (kernel kind and
-// version, limits, code), value = the outputs of a successful run. Only clean, complete runs are stored; a dead
+// version, limits, code, the cell's language when it has one), value = the outputs of a successful run. Only clean, complete runs are stored; a dead
 // memcached is a miss, never an error. Without --cache nothing is cached.
 import { execFile } from "node:child_process"
 import { createHash } from "node:crypto"
 import { Context, Effect, Layer } from "effect"
 import { z } from "zod"
 import { OutputMessage } from "../protocol/worker.ts"
-import type { KernelKind, Limits, OutputMsg } from "../protocol/browser.ts"
+import type { KernelKind, Language, Limits, OutputMsg } from "../protocol/browser.ts"
 import { Memcache } from "./memcache.ts"
 import { Options } from "./options.ts"
 
@@ -19,9 +19,14 @@ const Stored = z.object({ format: z.literal(CACHE_FORMAT), outputs: z.array(Outp
 
 export const optedOut = (code: string): boolean => NOCACHE_MARKER.test(code)
 
-export const cacheKey = (kernel: KernelKind, version: string, limits: Limits, code: string): string => {
+/**
+ * The key of a run's result. The same code in another language is another result; a cell without a language keys as
+ * before languages were part of the key (an array one shorter can never be equal), so no stored result is lost.
+ */
+export const cacheKey = (kernel: KernelKind, version: string, limits: Limits, code: string, language?: Language): string => {
   const sortedLimits = Object.fromEntries(Object.entries(limits).sort(([a], [b]) => a.localeCompare(b)))
-  const hash = createHash("sha256").update(JSON.stringify([CACHE_FORMAT, kernel, version, sortedLimits, code])).digest("hex")
+  const parts = [CACHE_FORMAT, kernel, version, sortedLimits, code, ...(language !== undefined ? [language] : [])]
+  const hash = createHash("sha256").update(JSON.stringify(parts)).digest("hex")
   return `sagews:r:${hash}`
 }
 

@@ -71,7 +71,7 @@ export class Connection implements Attachment {
   private readonly sessions = new Set<SessionRoute>()
   /** sessions another connection resumed from this one (they were `detached` here) */
   private readonly taken = new Set<string>()
-  private run: { id: string; code: string; kernel: string; handle: RunHandle } | undefined
+  private run: { id: string; code: string; kernel: string; language: string | undefined; handle: RunHandle } | undefined
   private closed = false
   /** messages are handled one after another: a resume (a registry look-up) completes before what follows it */
   private chain: Promise<void> = Promise.resolve()
@@ -162,18 +162,18 @@ export class Connection implements Attachment {
 
   private startRun(m: Msg<"run">): void {
     // the same run sent again on this connection (a client that thought its link was lost): its answer is coming
-    if (this.run !== undefined && this.run.id === m.id && this.run.code === m.code && this.run.kernel === m.kernel) return
+    if (this.run !== undefined && this.run.id === m.id && this.run.code === m.code && this.run.kernel === m.kernel && this.run.language === m.language) return
     if (this.run !== undefined) this.run.handle.cancel(`replaced by the newer run ${m.id} on this connection`)
     // keyed by the run's id: the client library sends an unanswered run again after a reconnect, through any backend,
     // and if its backend died the run is still on its worker, to be attached to rather than run twice
     const key = { scope: this.who.client, id: m.id }
     const handle = startRun(
       this.ctx,
-      { kernel: m.kernel, code: m.code, cache: m.cache, limits: m.limits, who: this.who, key },
+      { kernel: m.kernel, code: m.code, language: m.language, cache: m.cache, limits: m.limits, who: this.who, key },
       (seq, msg) => this.send({ type: "runOutput", id: m.id, seq, msg }),
       (reason) => this.send({ type: "runRestarted", id: m.id, reason }),
     )
-    const current = { id: m.id, code: m.code, kernel: m.kernel, handle }
+    const current = { id: m.id, code: m.code, kernel: m.kernel, language: m.language, handle }
     this.run = current
     void handle.done.then((result) => {
       if (this.run === current) this.run = undefined
@@ -288,7 +288,7 @@ export class Connection implements Attachment {
         const grant = this.ctx.admission.execution(this.who)
         if (!grant.ok) return this.refuse(m.id, grant.refusal, m.session)
         route.addExec(m.id, grant.release)
-        worker.send({ type: "execute", session: m.session, id: m.id, code: m.code })
+        worker.send({ type: "execute", session: m.session, id: m.id, code: m.code, ...(m.language !== undefined ? { language: m.language } : {}) })
         break
       }
       case "interrupt":
@@ -310,6 +310,10 @@ export class Connection implements Attachment {
         return this.listFiles(m, route, worker)
       case "saveFile":
         return this.saveFile(m, route, worker)
+      case "complete":
+        return this.complete(m, route, worker)
+      case "inspect":
+        return this.inspect(m, route, worker)
     }
     this.send({ type: "ack", id: m.id })
   }
@@ -322,6 +326,26 @@ export class Connection implements Attachment {
     )
     if ("error" in listed) return this.error(m.id, listed.worker ? "file" : "failed", `the files of session ${m.session} could not be listed: ${listed.error}`, { session: m.session })
     this.send({ type: "fileList", id: m.id, session: m.session, files: listed.files, ...(listed.truncated === true ? { truncated: true } : {}) })
+  }
+
+  /** The names that can stand at the cursor, as the session's kernel completes them (also while a cell runs). */
+  private async complete(m: Msg<"complete">, route: SessionRoute, worker: WorkerClient): Promise<void> {
+    const got = await route.ask(
+      (id) => worker.send({ type: "complete", session: m.session, id, code: m.code, cursor: m.cursor }),
+      (frame) => (frame.type === "completions" ? frame : undefined),
+    )
+    if ("error" in got) return this.error(m.id, "failed", `session ${m.session} could not complete the code: ${got.error}`, { session: m.session })
+    this.send({ type: "completions", id: m.id, session: m.session, matches: got.matches, cursorStart: got.cursorStart, cursorEnd: got.cursorEnd })
+  }
+
+  /** The help or source of the object named at the cursor, as the session's kernel finds it (also while a cell runs). */
+  private async inspect(m: Msg<"inspect">, route: SessionRoute, worker: WorkerClient): Promise<void> {
+    const got = await route.ask(
+      (id) => worker.send({ type: "inspect", session: m.session, id, code: m.code, cursor: m.cursor, detail: m.detail }),
+      (frame) => (frame.type === "inspection" ? frame : undefined),
+    )
+    if ("error" in got) return this.error(m.id, "failed", `session ${m.session} could not inspect the code: ${got.error}`, { session: m.session })
+    this.send({ type: "inspection", id: m.id, session: m.session, found: got.found, name: got.name, text: got.text })
   }
 
   /** Reads a file of the home through the session's kernel and commits it into the account's workspace. */

@@ -16,11 +16,13 @@ export interface Attachment {
 
 /** ms a session with no browser attached keeps this backend's admission slot before the route is dropped */
 const DETACHED_GRACE = 60_000
-/** ms to wait for the worker's answer to a files request (the kernel itself gives up after 20 s) */
+/** ms to wait for the worker's answer to a question (the kernel itself gives up after 20 s on files, 10 s on completions) */
 const FILES_WAIT = 30_000
 
-/** The worker's answer to a files request (`listFiles`, `readFile`) of a session. */
-export type FileAnswer = Extract<WorkerFrame, { type: "fileList" | "fileData" | "error" }>
+/** The worker's answer to a question about a session: its files (`listFiles`, `readFile`), its namespace (`complete`, `inspect`). */
+export type SessionAnswer = Extract<WorkerFrame, { type: "fileList" | "fileData" | "completions" | "inspection" | "error" }>
+const ANSWERS: ReadonlySet<WorkerFrame["type"]> = new Set(["fileList", "fileData", "completions", "inspection", "error"])
+const isAnswer = (frame: WorkerFrame): frame is SessionAnswer => ANSWERS.has(frame.type)
 
 /**
  * The `session_ended` error about `session`: why it ended as its `ended` said, when this backend heard it, else
@@ -60,8 +62,8 @@ export class SessionRoute implements SessionHandler {
   /** cancels the detached grace period, while it runs */
   private detachTimer: (() => void) | undefined
   private readonly execs = new Map<string, () => void>()
-  /** files requests waiting for the worker's answer, by the id they were sent with */
-  private readonly asked = new Map<string, (frame: FileAnswer | undefined) => void>()
+  /** questions waiting for the worker's answer, by the id they were sent with */
+  private readonly asked = new Map<string, (frame: SessionAnswer | undefined) => void>()
   private releaseSession: (() => void) | undefined
   private readonly ctx: BackendContext
   /** set while the worker has not answered an `open` yet */
@@ -144,10 +146,10 @@ export class SessionRoute implements SessionHandler {
   }
 
   /**
-   * Sends a files request (`send` names it by `id`) and feeds the worker's answers to `take` until it returns a value;
+   * Sends a question (`send` names it by `id`) and feeds the worker's answers to `take` until it returns a value;
    * `{ error }` when the worker refused (its message), did not answer in time, or the session ended or was lost.
    */
-  ask<T>(send: (id: string) => void, take: (frame: Exclude<FileAnswer, { type: "error" }>) => T | undefined): Promise<T | { readonly error: string; readonly worker: boolean }> {
+  ask<T>(send: (id: string) => void, take: (frame: Exclude<SessionAnswer, { type: "error" }>) => T | undefined): Promise<T | { readonly error: string; readonly worker: boolean }> {
     const id = randomUUID()
     return new Promise((resolve) => {
       const done = (result: T | { readonly error: string; readonly worker: boolean }): void => {
@@ -183,9 +185,7 @@ export class SessionRoute implements SessionHandler {
       opening.refused(frame.message)
       return this.end("OpenFailed")
     }
-    if ((frame.type === "fileList" || frame.type === "fileData" || frame.type === "error") && frame.id !== undefined && this.asked.has(frame.id)) {
-      return this.asked.get(frame.id)?.(frame)
-    }
+    if (isAnswer(frame) && frame.id !== undefined && this.asked.has(frame.id)) return this.asked.get(frame.id)?.(frame)
     switch (frame.type) {
       case "resumed":
         this.replaying = false

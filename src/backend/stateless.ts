@@ -6,7 +6,7 @@
 // resumes it when the worker is back, or, if the worker lost it, runs again, within the request's deadline.
 import { createHash, randomUUID } from "node:crypto"
 import type { WorkerFrame } from "../protocol/worker.ts"
-import { limitOf, type KernelKind, type Limits, type OutputMsg, type RunStatus } from "../protocol/browser.ts"
+import { limitOf, type KernelKind, type Language, type Limits, type OutputMsg, type RunStatus } from "../protocol/browser.ts"
 import type { WorkerClient } from "../wire/client.ts"
 import { cacheKey, optedOut } from "./cache.ts"
 import type { Refusal, Requester } from "./admission.ts"
@@ -15,6 +15,8 @@ import type { BackendContext } from "./context.ts"
 export interface RunRequest {
   readonly kernel: KernelKind
   readonly code: string
+  /** what the cell is written in, when not the kernel's own language: passed to the kernel as it came */
+  readonly language?: Language | undefined
   readonly cache: boolean
   readonly limits?: Limits | undefined
   /** who asks: admission counts per client and per address */
@@ -80,13 +82,13 @@ const capLimits = (base: BackendContext["options"]["statelessLimits"], asked: Li
 
 /**
  * The session id of a run: from its key when it has one (so that the same request finds it), else random. The code,
- * kernel and limits are part of it: a key used again for other code (a client's reused id, two tabs counting alike)
- * is another run, never the answer to the first.
+ * kernel, language and limits are part of it: a key used again for other code (a client's reused id, two tabs
+ * counting alike) is another run, never the answer to the first. (A run without a language hashes as it always did.)
  */
-export const runSessionId = (request: Pick<RunRequest, "key" | "kernel" | "code">, limits: Required<Limits>): string =>
+export const runSessionId = (request: Pick<RunRequest, "key" | "kernel" | "code" | "language">, limits: Required<Limits>): string =>
   request.key === undefined
     ? `run-${randomUUID()}`
-    : `run-k${createHash("sha256").update(JSON.stringify([request.key.scope, request.key.id, request.kernel, limits, request.code])).digest("hex").slice(0, 40)}`
+    : `run-k${createHash("sha256").update(JSON.stringify([request.key.scope, request.key.id, request.kernel, limits, request.code, ...(request.language !== undefined ? [request.language] : [])])).digest("hex").slice(0, 40)}`
 
 /**
  * Starts a run. The cache is asked first: a hit costs no kernel and passes admission control; a miss must take an
@@ -106,7 +108,7 @@ export const startRun = (
   /** past this nothing is started again: the run's wall limit, which the proxy's timeout outlasts (src/config/proxy.ts) */
   const deadline = started + limits.wall * 1000
   const useCache = request.cache && !optedOut(request.code)
-  const key = cacheKey(request.kernel, ctx.versions[request.kernel], limits, request.code)
+  const key = cacheKey(request.kernel, ctx.versions[request.kernel], limits, request.code, request.language)
   /** the run's session; a fresh one when the run starts over after its session was closed (ClosedByUser) */
   const firstSession = runSessionId(request, limits)
   let session = firstSession
@@ -240,7 +242,8 @@ export const startRun = (
     worker.send({ type: "resume", session: sid, fromSeq: seen + 1 })
     if (start) {
       const left = Math.floor((deadline - performance.now()) / 1000)
-      worker.send({ type: "run", session: sid, kernel: request.kernel, code: request.code, limits: { ...limits, wall: Math.min(limits.wall, left), exec: Math.min(limits.exec, left) } })
+      const language = request.language !== undefined ? { language: request.language } : {}
+      worker.send({ type: "run", session: sid, kernel: request.kernel, code: request.code, ...language, limits: { ...limits, wall: Math.min(limits.wall, left), exec: Math.min(limits.exec, left) } })
     }
   }
 

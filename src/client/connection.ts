@@ -3,7 +3,7 @@
 // stays the same client, and with the signed-in account's ticket, so its sessions are that account's) and resumes
 // each live session from its last seq.
 import SockJS from "sockjs-client"
-import { ServerMessage, type ClientRequest, type KernelKind, type Limits, type SessionKind } from "../protocol/browser.ts"
+import { ServerMessage, type ClientRequest, type KernelKind, type Language, type Limits, type SessionKind } from "../protocol/browser.ts"
 import { ClientSession } from "./session.ts"
 import type { IdentityReply, OutputMsg, RunReply, Reply } from "./types.ts"
 
@@ -255,12 +255,12 @@ export class SagewsClient {
 
   /** Stateless: runs `code` in a fresh kernel (or answers from the cache); a newer run on this connection cancels it. */
   /** `onRestart`: the run starts over (its worker was lost after it printed): what `onOutput` was given so far is void */
-  async run(code: string, options: { kernel?: KernelKind; cache?: boolean; limits?: Limits; onOutput?: (msg: OutputMsg) => void; onRestart?: () => void } = {}): Promise<RunReply> {
+  async run(code: string, options: { kernel?: KernelKind; language?: Language | undefined; cache?: boolean; limits?: Limits; onOutput?: (msg: OutputMsg) => void; onRestart?: () => void } = {}): Promise<RunReply> {
     let outputs: Array<OutputMsg> = []
     let seen = 0
     const id = this.nextId("run")
     const reply = await this.request(
-      { type: "run", id, code, kernel: options.kernel ?? "sage", cache: options.cache ?? true, ...(options.limits ? { limits: options.limits } : {}) },
+      { type: "run", id, code, kernel: options.kernel ?? "sage", ...(options.language !== undefined ? { language: options.language } : {}), cache: options.cache ?? true, ...(options.limits ? { limits: options.limits } : {}) },
       {
         resend: true,
         onRunOutput: (seq, msg) => {

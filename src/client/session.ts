@@ -2,9 +2,9 @@
 // backend (it resumes from lastSeq + 1); executions resolve at their `done`, or when the session ends, or when
 // another connection resumes it (`detached`: then it is not resumed again until `resume()` is called; its `ended`
 // still comes).
-import type { LimitName, SessionKind } from "../protocol/browser.ts"
+import type { Language, LimitName, SessionKind } from "../protocol/browser.ts"
 import type { SagewsClient } from "./connection.ts"
-import type { DetachedEvent, EndedEvent, ErrorReply, FileListReply, OutputEvent, OutputMsg, Reply, SavedReply } from "./types.ts"
+import type { CompletionsReply, DetachedEvent, EndedEvent, ErrorReply, FileListReply, InspectionReply, OutputEvent, OutputMsg, Reply, SavedReply } from "./types.ts"
 
 type Listener<T> = (value: T) => void
 
@@ -118,10 +118,14 @@ export class ClientSession {
     for (const listener of this.detachListeners) listener(event)
   }
 
-  /** Runs `code`; resolves at its `done` (or when the session ends or is resumed elsewhere first). Output also goes to onOutput. */
-  execute(code: string, onMessage?: Listener<OutputMsg>): Promise<ExecuteResult> {
+  /**
+   * Runs `code` (written in `language`, when given: else the kernel's own); resolves at its `done` (or when the session
+   * ends or is resumed elsewhere first). Output also goes to onOutput.
+   */
+  execute(code: string, onMessage?: Listener<OutputMsg>, options: { readonly language?: Language | undefined } = {}): Promise<ExecuteResult> {
     const id = this.client.nextId("x")
-    return this.track(id, () => this.client.write({ type: "execute", id, session: this.id, code }), onMessage)
+    const language = options.language !== undefined ? { language: options.language } : {}
+    return this.track(id, () => this.client.write({ type: "execute", id, session: this.id, code, ...language }), onMessage)
   }
 
   /** Moves an interact control; resolves with the re-run's output. */
@@ -167,6 +171,18 @@ export class ClientSession {
   async saveFile(path: string, to?: string): Promise<SavedReply | ErrorReply> {
     const reply = await this.client.request({ type: "saveFile", id: this.client.nextId("sf"), session: this.id, path, ...(to !== undefined ? { to } : {}) })
     return reply.type === "saved" || reply.type === "error" ? reply : unexpected(reply)
+  }
+
+  /** What may replace the name before `cursor` (a string index into `code`), from the session's namespace: `completions`, or the error. */
+  async complete(code: string, cursor: number): Promise<CompletionsReply | ErrorReply> {
+    const reply = await this.client.request({ type: "complete", id: this.client.nextId("k"), session: this.id, code, cursor })
+    return reply.type === "completions" || reply.type === "error" ? reply : unexpected(reply)
+  }
+
+  /** The help (`detail` 0, `obj?`) or source (1, `obj??`) of the object named at `cursor`: `inspection`, or the error. */
+  async inspect(code: string, cursor: number, detail: 0 | 1 = 0): Promise<InspectionReply | ErrorReply> {
+    const reply = await this.client.request({ type: "inspect", id: this.client.nextId("q"), session: this.id, code, cursor, detail })
+    return reply.type === "inspection" || reply.type === "error" ? reply : unexpected(reply)
   }
 
   interrupt(): void {

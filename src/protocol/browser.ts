@@ -3,13 +3,26 @@
 // Requests carry a client-chosen `id`; replies repeat it; session output carries the worker's sequence number `seq`.
 import { z } from "zod"
 import { EndReason, limitOf } from "./reason.ts"
-import { Control, KernelKind, LimitName, MAX_OPEN_FILES, MAX_OPEN_FILES_BYTES, MAX_SESSION_FILE_BYTES, OutputMessage as WorkerOutputMessage, SessionKind, SessionLimits } from "./worker.ts"
+import {
+  Control,
+  KernelKind,
+  Language,
+  LANGUAGES,
+  LimitName,
+  MAX_CODE_BYTES,
+  MAX_COMPLETIONS,
+  MAX_INSPECTION_CHARS,
+  MAX_OPEN_FILES,
+  MAX_OPEN_FILES_BYTES,
+  MAX_SESSION_FILE_BYTES,
+  OutputMessage as WorkerOutputMessage,
+  SessionKind,
+  SessionLimits,
+} from "./worker.ts"
 
 export const BROWSER_PROTOCOL_VERSION = 1
 /** Largest SockJS message (or raw WebSocket frame) the backend reads, in UTF-8 bytes; a bigger one gets `invalid`. */
 export const MAX_MESSAGE_BYTES = 1024 * 1024
-/** Largest `code` of one execution, in UTF-8 bytes. */
-export const MAX_CODE_BYTES = 256 * 1024
 /** Largest identity token the backend reads, in bytes (one it issues is about 90). */
 export const MAX_TOKEN_BYTES = 512
 /** Largest request or session id, in UTF-8 bytes. */
@@ -17,7 +30,7 @@ export const MAX_ID_BYTES = 128
 /** Largest string an interact control is set to, and largest terminal input of one message, in UTF-8 bytes. */
 export const MAX_INPUT_BYTES = 64 * 1024
 
-export { Control, KernelKind, LimitName, MAX_OPEN_FILES, MAX_OPEN_FILES_BYTES, SessionKind }
+export { Control, KernelKind, Language, LANGUAGES, LimitName, MAX_CODE_BYTES, MAX_COMPLETIONS, MAX_INSPECTION_CHARS, MAX_OPEN_FILES, MAX_OPEN_FILES_BYTES, SessionKind }
 export { EndReason }
 
 /** `1234567` as `1,234,567`: limits and sizes in messages people read. */
@@ -51,6 +64,16 @@ const utf8 = (maxBytes: number, hint: string, minLength = 0) =>
 const RequestId = utf8(MAX_ID_BYTES, "use a shorter id", 1).describe("chosen by the client; every reply to the request carries it")
 const SessionId = utf8(MAX_ID_BYTES, "send the id an opened reply gave", 1).describe("the session's id, from its `opened` reply")
 const Code = utf8(MAX_CODE_BYTES, "split the code into several executions").describe("the cell's source")
+const CellLanguage = Language.optional()
+  .describe("what the cell is written in, when not the kernel's own language: `gap`, `gp`, `maxima`, `singular`, `r` and `octave` run through Sage's interfaces to them, `html` is shown as HTML")
+/** Where in `code` the request is about: UTF-16 code units from its start (a JavaScript string index, CodeMirror's position). */
+const Cursor = z.number().int().min(0).describe("where in `code`: UTF-16 code units from its start (a JavaScript string index), at most `code`'s length")
+/** `cursor` must be inside `code` (its end included). */
+const cursorInCode = (m: { readonly code: string; readonly cursor: number }, ctx: z.core.$RefinementCtx): void => {
+  if (m.cursor > m.code.length) {
+    ctx.addIssue({ code: "custom", path: ["cursor"], input: m.cursor, message: `is ${formatCount(m.cursor)}, past the end of code (${formatCount(m.code.length)} UTF-16 code units); send a cursor from 0 to the code's length` })
+  }
+}
 
 /** Limits a client may ask for (seconds, MiB); each is capped by the backend's and the worker's own. */
 export const Limits = SessionLimits.meta({ id: "Limits", description: "limits asked for (seconds, MiB); each is capped by the backend's and the worker's own" })
@@ -78,11 +101,12 @@ export const Run = z
     id: RequestId,
     kernel: KernelKind.default("sage").describe("the kernel the cell runs in"),
     code: Code,
+    language: CellLanguage,
     cache: z.boolean().default(true).describe("may the result come from, and go to, the result cache"),
     limits: Limits.optional(),
   })
   .strict()
-  .describe("Stateless: one cell in a fresh kernel that ends afterwards, or from the cache. Replies: `runOutput`s, then `runDone`; a newer `run` on the connection cancels it (the same run again, with its `id`, `code` and `kernel`, is the one run: its answer comes once).")
+  .describe("Stateless: one cell in a fresh kernel that ends afterwards, or from the cache. Replies: `runOutput`s, then `runDone`; a newer `run` on the connection cancels it (the same run again, with its `id`, `code`, `kernel` and `language`, is the one run: its answer comes once).")
 const TerminalSize = z.number().int().min(1).max(1000)
 export const Open = z
   .object({
@@ -98,7 +122,7 @@ export const Open = z
   .strict()
   .describe("Starts a stateful session, attached to this connection. Reply: `opened`.")
 export const Execute = z
-  .object({ type: z.literal("execute"), id: RequestId, session: SessionId, code: Code })
+  .object({ type: z.literal("execute"), id: RequestId, session: SessionId, code: Code, language: CellLanguage })
   .strict()
   .describe("Runs a cell in a kernel session (executions run one after another, in order). Reply: `ack`, then `output`s with this `id`, the last a `done`.")
 export const Interrupt = z
@@ -160,17 +184,36 @@ export const SaveFile = z
   .strict()
   .describe(`Saves a file of a kernel session's home (at most ${formatCount(MAX_SESSION_FILE_BYTES)} bytes) into the account's workspace, as a commit over whatever the latest version has there. The connection's sessions must be an account's. Reply: \`saved\`, once PostgreSQL has committed it.`)
 
-export const ClientMessage = z.discriminatedUnion("type", [Hello, Ping, Run, Open, Execute, Interrupt, Close, Resume, Interact, TerminalInput, TerminalResize, Files, SaveFile])
+export const Complete = z
+  .object({ type: z.literal("complete"), id: RequestId, session: SessionId, code: Code, cursor: Cursor })
+  .strict()
+  .superRefine(cursorInCode)
+  .describe(`Completes the name before \`cursor\` in a kernel session, from what the session has defined: names, attributes (\`ZZ.\`, \`x.\` of an earlier cell's \`x\`), keywords, and file names inside a string. Answered by the kernel also while a cell runs, without touching it. Reply: \`completions\`.`)
+export const Inspect = z
+  .object({
+    type: z.literal("inspect"),
+    id: RequestId,
+    session: SessionId,
+    code: Code,
+    cursor: Cursor,
+    detail: z.literal([0, 1]).default(0).describe("`0`: the object's help, as `obj?` shows it; `1`: its source, as `obj??` does (its help when it has no source)"),
+  })
+  .strict()
+  .superRefine(cursorInCode)
+  .describe("The help of the object named at `cursor` (or of the call the cursor is in, `factorial(|`) in a kernel session, as text. Answered by the kernel also while a cell runs, without touching it. Reply: `inspection`.")
+
+export const ClientMessage = z.discriminatedUnion("type", [Hello, Ping, Run, Open, Execute, Interrupt, Close, Resume, Interact, TerminalInput, TerminalResize, Files, SaveFile, Complete, Inspect])
 export type ClientMessage = z.infer<typeof ClientMessage>
 /** What a client writes (defaults may be left out). */
 export type ClientRequest = z.input<typeof ClientMessage>
 
 /** The messages addressed to a session that is attached to the connection. */
-export type SessionRequest = "execute" | "interact" | "interrupt" | "close" | "terminalInput" | "terminalResize" | "files" | "saveFile"
+export const SESSION_REQUESTS = ["execute", "interact", "interrupt", "close", "terminalInput", "terminalResize", "files", "saveFile", "complete", "inspect"] as const
+export type SessionRequest = (typeof SESSION_REQUESTS)[number]
 /** What each kind of session takes (besides `resume`, which every kind takes); anything else is `wrong_kind`. */
 export const ACCEPTS: Record<SessionKind, ReadonlyArray<SessionRequest>> = {
-  sage: ["execute", "interact", "interrupt", "close", "files", "saveFile"],
-  python: ["execute", "interact", "interrupt", "close", "files", "saveFile"],
+  sage: ["execute", "interact", "interrupt", "close", "files", "saveFile", "complete", "inspect"],
+  python: ["execute", "interact", "interrupt", "close", "files", "saveFile", "complete", "inspect"],
   terminal: ["terminalInput", "terminalResize", "interrupt", "close"],
 }
 
@@ -351,7 +394,28 @@ export const Saved = z
   })
   .describe("Reply to `saveFile`: PostgreSQL has committed the file.")
 
-export const ServerMessage = z.discriminatedUnion("type", [Welcome, Pong, Ack, IdentityReply, ErrorMessage, RunOutput, RunRestarted, RunDone, Opened, Resumed, Output, Ended, Detached, FileList, Saved])
+export const Completions = z
+  .object({
+    type: z.literal("completions"),
+    id: RequestId,
+    session: SessionId,
+    matches: z.array(z.string()).describe(`what may replace \`code\` from \`cursorStart\` to \`cursorEnd\`, sorted (names starting with \`_\` last, and only when the name typed starts with one); at most ${formatCount(MAX_COMPLETIONS)}; empty when nothing fits`),
+    cursorStart: z.number().int().min(0).describe("where the text the matches replace starts (UTF-16 code units, as `cursor`)"),
+    cursorEnd: z.number().int().min(0).describe("where it ends: the request's `cursor`"),
+  })
+  .describe("Reply to `complete`.")
+export const Inspection = z
+  .object({
+    type: z.literal("inspection"),
+    id: RequestId,
+    session: SessionId,
+    found: z.boolean().describe("`false` when nothing at the cursor names an object the session has (`text` is then empty)"),
+    name: z.string().describe("the name looked up (`ZZ.random_element`), empty when the cursor was on none"),
+    text: z.string().describe(`plain text, untrusted (show it as text): the object's signature, type and file, then its docstring (detail 0) or source (detail 1); at most ${formatCount(MAX_INSPECTION_CHARS)} characters`),
+  })
+  .describe("Reply to `inspect`.")
+
+export const ServerMessage = z.discriminatedUnion("type", [Welcome, Pong, Ack, IdentityReply, ErrorMessage, RunOutput, RunRestarted, RunDone, Opened, Resumed, Output, Ended, Detached, FileList, Saved, Completions, Inspection])
 export type ServerMessage = z.infer<typeof ServerMessage>
 export type OutputMsg = z.infer<typeof OutputMessage>
 export type EndReasonT = EndReason
@@ -375,6 +439,7 @@ export const HttpExecuteRequest = z
   .object({
     code: Code,
     kernel: KernelKind.default("sage").describe("the kernel the cell runs in"),
+    language: CellLanguage,
     cache: z.boolean().default(true).describe("may the result come from, and go to, the result cache"),
     limits: Limits.optional(),
   })

@@ -23,7 +23,7 @@ import {
   MAX_TOKEN_BYTES,
   OutputMessage,
   ServerMessage,
-  type SessionRequest,
+  SESSION_REQUESTS,
 } from "./browser.ts"
 import { Control, SessionKind } from "./worker.ts"
 
@@ -158,7 +158,6 @@ const endReasons = (): string => {
 const errorCodes = (): string =>
   table(["code", "what happened", "what to do"], Object.entries(ERROR_CODES).map(([name, { meaning, action }]) => [code(name), meaning, action]))
 
-const SESSION_REQUESTS: ReadonlyArray<SessionRequest> = ["execute", "interact", "interrupt", "close", "terminalInput", "terminalResize", "files", "saveFile"]
 const sessionKinds = (): string =>
   table(
     ["kind", "takes", "refuses with `wrong_kind`"],

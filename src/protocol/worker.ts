@@ -13,6 +13,20 @@ export type KernelKind = z.infer<typeof KernelKind>
 export const SessionKind = z.enum(["sage", "python", "terminal"])
 export type SessionKind = z.infer<typeof SessionKind>
 
+/** The languages a cell may be written in: the kernel's own (`sage`, `python`), those Sage runs through its interfaces, and HTML. */
+export const LANGUAGES = ["sage", "python", "gap", "gp", "maxima", "singular", "r", "octave", "html"] as const
+export const Language = z.enum(LANGUAGES, {
+  error: (issue) => `${JSON.stringify(issue.input)} is not a language a cell can be written in; use one of ${LANGUAGES.join(", ")} (or leave it out for the kernel's own)`,
+})
+export type Language = z.infer<typeof Language>
+
+/** Largest `code` of one execution, completion or inspection, in UTF-8 bytes. */
+export const MAX_CODE_BYTES = 256 * 1024
+/** Names one completion answers with at most (introspect.py's MAX_MATCHES): sorted, the rest left out. */
+export const MAX_COMPLETIONS = 1_000
+/** Characters of help one inspection answers with at most (introspect.py's MAX_TEXT): a longer source is cut. */
+export const MAX_INSPECTION_CHARS = 100_000
+
 /** Per-session limits a backend may ask for; each is capped by the worker's own configured limit. */
 export const SessionLimits = z
   .object({
@@ -62,13 +76,23 @@ export const StageFile = z
 export const ListFiles = z.object({ type: z.literal("listFiles"), session: SessionId, id: RequestId, all: z.boolean().optional() }).strict()
 /** The bytes of one regular file of a kernel session's home, as `fileData` frames. */
 export const ReadFile = z.object({ type: z.literal("readFile"), session: SessionId, id: RequestId, path: HomePath }).strict()
-export const Execute = z.object({ type: z.literal("execute"), session: SessionId, id: RequestId, code: z.string() }).strict()
+export const Execute = z.object({ type: z.literal("execute"), session: SessionId, id: RequestId, code: z.string(), language: Language.optional() }).strict()
+/**
+ * The names that can stand at `cursor` (UTF-16 code units into `code`) in a kernel session. Neither the code's size
+ * nor the cursor's range is checked here, but by the worker, so a bad one is an error answer, not a closed connection.
+ */
+export const Complete = z.object({ type: z.literal("complete"), session: SessionId, id: RequestId, code: z.string(), cursor: z.number().int() }).strict()
+/** The help (`obj?`, detail 0) or source (`obj??`, detail 1) of the object named at `cursor` in a kernel session. */
+export const Inspect = z
+  .object({ type: z.literal("inspect"), session: SessionId, id: RequestId, code: z.string(), cursor: z.number().int(), detail: z.literal([0, 1]) })
+  .strict()
 export const Run = z
   .object({
     type: z.literal("run"),
     session: SessionId,
     kernel: KernelKind,
     code: z.string(),
+    language: Language.optional(),
     user: z.string().max(128).optional(),
     limits: SessionLimits.optional(),
   })
@@ -92,7 +116,7 @@ export const TerminalResize = z
 export const Ping = z.object({ type: z.literal("ping"), id: RequestId }).strict()
 
 export const BackendFrame = z.discriminatedUnion("type", [
-  Auth, Open, Execute, Run, Interrupt, Close, Resume, InteractChange, TerminalInput, TerminalResize, Ping, StageFile, ListFiles, ReadFile,
+  Auth, Open, Execute, Run, Interrupt, Close, Resume, InteractChange, TerminalInput, TerminalResize, Ping, StageFile, ListFiles, ReadFile, Complete, Inspect,
 ])
 export type BackendFrame = z.infer<typeof BackendFrame>
 
@@ -196,7 +220,26 @@ export const FileList = z.object({ type: z.literal("fileList"), session: Session
 /** One chunk (base64) of the file a `readFile` asked for; the last has no `more`. */
 export const FileData = z.object({ type: z.literal("fileData"), session: SessionId, id: z.string(), data: z.string(), more: z.boolean().optional() })
 
-export const WorkerFrame = z.discriminatedUnion("type", [Challenge, AuthOk, Opened, Output, Ended, Resumed, ErrorFrame, Pong, FileList, FileData])
+/** Answer to `complete`: the matches replace `code` from `cursorStart` to `cursorEnd` (UTF-16 code units). */
+export const Completions = z.object({
+  type: z.literal("completions"),
+  session: SessionId,
+  id: z.string(),
+  matches: z.array(z.string()).max(MAX_COMPLETIONS),
+  cursorStart: z.number().int().nonnegative(),
+  cursorEnd: z.number().int().nonnegative(),
+})
+/** Answer to `inspect`: `found` false when nothing at the cursor names an object of the session. */
+export const Inspection = z.object({
+  type: z.literal("inspection"),
+  session: SessionId,
+  id: z.string(),
+  found: z.boolean(),
+  name: z.string(),
+  text: z.string(),
+})
+
+export const WorkerFrame = z.discriminatedUnion("type", [Challenge, AuthOk, Opened, Output, Ended, Resumed, ErrorFrame, Pong, FileList, FileData, Completions, Inspection])
 export type WorkerFrame = z.infer<typeof WorkerFrame>
 export type OutputFrame = z.infer<typeof Output>
 export type EndedFrame = z.infer<typeof Ended>

@@ -6,7 +6,7 @@ import { connect as tcpConnect, type Socket } from "node:net"
 import { connect as tlsConnect, type ConnectionOptions } from "node:tls"
 import { Data, Duration, Effect, type Scope } from "effect"
 import { encodeFrame, FrameDecoder, describeFrameError } from "../protocol/frames.ts"
-import { FILE_CHUNK_BYTES, WorkerFrame, type BackendFrame, type EndedFrame, type KernelKind, type OutputMessage, type SessionKind, type SessionLimits } from "../protocol/worker.ts"
+import { FILE_CHUNK_BYTES, WorkerFrame, type BackendFrame, type EndedFrame, type KernelKind, type Language, type OutputMessage, type SessionKind, type SessionLimits } from "../protocol/worker.ts"
 import { answerChallenge } from "./secret.ts"
 import { ClientSession } from "./session.ts"
 
@@ -130,6 +130,8 @@ export class WorkerClient {
       }
       case "fileList":
       case "fileData":
+      case "completions":
+      case "inspection":
         this.sessions.get(frame.session)?.answer(frame)
         return
       case "output":
@@ -174,8 +176,8 @@ export class WorkerClient {
     }
   }
 
-  /** Stateless execution: a fresh session that runs `code` once and ends after `done`. */
-  async run(kernel: KernelKind, code: string, options: Omit<OpenOptions, "cols" | "rows"> = {}): Promise<{ messages: Array<OutputMessage>; ended: EndedFrame }> {
+  /** Stateless execution: a fresh session that runs `code` (written in `language`, when given) once and ends after `done`. */
+  async run(kernel: KernelKind, code: string, options: Omit<OpenOptions, "cols" | "rows" | "files"> & { readonly language?: Language } = {}): Promise<{ messages: Array<OutputMessage>; ended: EndedFrame }> {
     const { session: id = randomUUID(), ...rest } = options
     const messages: Array<OutputMessage> = []
     const off = this.onFrame((frame) => frame.type === "output" && frame.session === id && messages.push(frame.msg))

@@ -1,10 +1,14 @@
 // One session on a worker connection, as the backend (or a test, or the bench) holds it: its output stream, its
-// requests (execute, interrupt, interacts, terminal input) and its end. WorkerClient (client.ts) delivers its frames.
+// requests (execute, interrupt, interacts, terminal input, questions about its files and its namespace) and its end.
+// WorkerClient (client.ts) delivers its frames.
 import { randomUUID } from "node:crypto"
-import type { EndedFrame, HomeFile, OutputFrame, OutputMessage, SessionKind, WorkerFrame } from "../protocol/worker.ts"
+import type { EndedFrame, HomeFile, Language, OutputFrame, OutputMessage, SessionKind, WorkerFrame } from "../protocol/worker.ts"
 import type { WorkerClient } from "./client.ts"
 
 type Listener<T> = (value: T) => void
+
+/** The worker's answer to a question about a session (its files, its namespace), or its refusal. */
+export type SessionAnswer = Extract<WorkerFrame, { type: "fileList" | "fileData" | "completions" | "inspection" | "error" }>
 
 /** One session on a worker connection: its output stream, requests, and its end. */
 export class ClientSession {
@@ -19,7 +23,7 @@ export class ClientSession {
   private readonly client: WorkerClient
   private executions = 0
   /** files requests waiting for their answer, by id */
-  private readonly asked = new Map<string, (frame: Extract<WorkerFrame, { type: "fileList" | "fileData" | "error" }> | undefined) => void>()
+  private readonly asked = new Map<string, (frame: SessionAnswer | undefined) => void>()
 
   constructor(client: WorkerClient, id: string, kernel: SessionKind) {
     this.client = client
@@ -33,10 +37,11 @@ export class ClientSession {
     return () => this.listeners.delete(listener)
   }
 
-  /** Runs `code`; resolves with every message of that execution up to and including `done`. */
-  execute(code: string, onMessage?: Listener<OutputMessage>): Promise<Array<OutputMessage>> {
+  /** Runs `code` (written in `language`, when given); resolves with every message of that execution up to and including `done`. */
+  execute(code: string, onMessage?: Listener<OutputMessage>, options: { readonly language?: Language } = {}): Promise<Array<OutputMessage>> {
     const id = `e${++this.executions}`
-    return this.collect(id, () => this.client.send({ type: "execute", session: this.id, id, code }), onMessage)
+    const language = options.language !== undefined ? { language: options.language } : {}
+    return this.collect(id, () => this.client.send({ type: "execute", session: this.id, id, code, ...language }), onMessage)
   }
 
   /** Moves an interact control; resolves with the re-run's messages. */
@@ -113,8 +118,30 @@ export class ClientSession {
     })
   }
 
-  /** @internal an answer to a files request */
-  answer(frame: Extract<WorkerFrame, { type: "fileList" | "fileData" | "error" }>): void {
+  /** The names that can stand at `cursor` (UTF-16 code units into `code`); rejects with the worker's error. */
+  complete(code: string, cursor: number): Promise<Extract<WorkerFrame, { type: "completions" }>> {
+    return this.question((id) => this.client.send({ type: "complete", session: this.id, id, code, cursor }), "completions")
+  }
+
+  /** The help (`detail` 0) or source (1) of the object named at `cursor`; rejects with the worker's error. */
+  inspect(code: string, cursor: number, detail: 0 | 1 = 0): Promise<Extract<WorkerFrame, { type: "inspection" }>> {
+    return this.question((id) => this.client.send({ type: "inspect", session: this.id, id, code, cursor, detail }), "inspection")
+  }
+
+  private question<T extends "completions" | "inspection">(send: (id: string) => void, type: T): Promise<Extract<WorkerFrame, { type: T }>> {
+    return new Promise((resolve, reject) => {
+      const id = randomUUID()
+      this.asked.set(id, (frame) => {
+        this.asked.delete(id)
+        if (frame !== undefined && frame.type === type) resolve(frame as Extract<WorkerFrame, { type: T }>)
+        else reject(new Error(frame?.type === "error" ? frame.message : frame === undefined ? "the session ended" : `the worker answered ${frame.type}`))
+      })
+      send(id)
+    })
+  }
+
+  /** @internal an answer to a question about the session */
+  answer(frame: SessionAnswer): void {
     if (frame.id !== undefined) this.asked.get(frame.id)?.(frame)
   }
 

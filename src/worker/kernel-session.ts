@@ -1,10 +1,11 @@
 // A Sage or Python session's I/O: a forked kernel (KernelConn) given its sandbox, fed executions one at a time,
-// its messages validated (user code can write to its own socket) and turned into sequence-numbered output.
+// its messages validated (user code can write to its own socket) and turned into sequence-numbered output. Questions
+// about its home and its namespace (files, completions, help) are answered by the kernel beside the running cell.
 import { Duration, Effect } from "effect"
 import { z } from "zod"
 import { signalProcess } from "../../actors/signals.ts"
 import { ExitReason } from "../../supervisors/exit.ts"
-import { HomeFile, MAX_SESSION_FILE_BYTES, OutputMessage } from "../protocol/worker.ts"
+import { HomeFile, MAX_COMPLETIONS, MAX_INSPECTION_CHARS, MAX_SESSION_FILE_BYTES, OutputMessage, type Language } from "../protocol/worker.ts"
 import type { KernelConn, KernelExit } from "./forkserver.ts"
 import type { LineMessage } from "./lines.ts"
 import { Session, type SessionInit } from "./session.ts"
@@ -17,6 +18,15 @@ const KernelOutput = z.object({ type: z.literal("output"), id: z.string().nullab
 const KernelFileList = z.object({ type: z.literal("fileList"), ref: z.string(), files: z.array(HomeFile).max(10_000), truncated: z.boolean().optional() })
 const KernelFileData = z.object({ type: z.literal("fileData"), ref: z.string(), data: z.string(), more: z.boolean().optional() })
 const KernelFileError = z.object({ type: z.literal("fileError"), ref: z.string(), message: z.string().max(4096) })
+/** What a kernel answers about its namespace (introspect.py); positions in code points, as Python counts them. */
+const KernelCompletions = z.object({
+  type: z.literal("completions"),
+  ref: z.string(),
+  matches: z.array(z.string().max(1024)).max(MAX_COMPLETIONS),
+  cursor_start: z.number().int().nonnegative(),
+  cursor_end: z.number().int().nonnegative(),
+})
+const KernelInspection = z.object({ type: z.literal("inspection"), ref: z.string(), found: z.boolean(), name: z.string().max(1024), text: z.string().max(MAX_INSPECTION_CHARS + 4096) })
 
 /** Raw bytes per line of a file sent to or read from a kernel: small lines, so no copy of a whole file sits in the kernel. */
 const KERNEL_CHUNK_BYTES = 1 << 20
@@ -25,6 +35,44 @@ const KERNEL_CHUNK_BYTES = 1 << 20
  * runs, but a cell busy in C code that holds Python's interpreter lock delays it.
  */
 export const FILES_TIMEOUT = Duration.seconds(20)
+/** How long a kernel may take to complete or inspect: past it a person has stopped waiting (held up as FILES_TIMEOUT). */
+export const INTROSPECT_TIMEOUT = Duration.seconds(10)
+
+/** The code points of `code` before the UTF-16 index `at`: where Python's `code[at]` is. */
+export const codePointsBefore = (code: string, at: number): number => {
+  let points = 0
+  for (let i = 0; i < at && i < code.length; i++) {
+    const c = code.charCodeAt(i)
+    // a surrogate pair is one code point; an index between its halves counts the whole pair
+    if (c >= 0xd800 && c <= 0xdbff && (code.charCodeAt(i + 1) & 0xfc00) === 0xdc00) i++
+    points++
+  }
+  return points
+}
+
+/** The UTF-16 index of the code point `points` of `code` (its length past the end): the inverse of codePointsBefore. */
+export const utf16Index = (code: string, points: number): number => {
+  let i = 0
+  for (let n = 0; n < points && i < code.length; n++) {
+    const c = code.charCodeAt(i)
+    i += c >= 0xd800 && c <= 0xdbff && (code.charCodeAt(i + 1) & 0xfc00) === 0xdc00 ? 2 : 1
+  }
+  return i
+}
+
+/** What may replace `code` from `cursorStart` to `cursorEnd` (UTF-16 code units). */
+export interface Completion {
+  readonly matches: ReadonlyArray<string>
+  readonly cursorStart: number
+  readonly cursorEnd: number
+}
+
+/** The help of the object named at a cursor: `found` false when nothing there names one. */
+export interface Inspection {
+  readonly found: boolean
+  readonly name: string
+  readonly text: string
+}
 
 /** A file put into the home at the session's open: a path relative to the home, and its bytes. */
 export interface HomeFileContent {
@@ -32,7 +80,7 @@ export interface HomeFileContent {
   readonly content: Buffer
 }
 
-/** A files request to the kernel failed: `message` is for the user. */
+/** A question to the kernel (about its files or its namespace) failed: `message` is for the user. */
 export class KernelFilesFailed extends Error {}
 
 export interface KernelSetup {
@@ -64,7 +112,7 @@ export const reasonOfExit = (exit: KernelExit): ExitReason => {
 export class KernelSetupFailed extends Error {}
 
 type Work =
-  | { readonly id: string; readonly code: string }
+  | { readonly id: string; readonly code: string; readonly language: Language | undefined }
   | { readonly id: string; readonly change: { readonly interact: string; readonly control: string; readonly value: string | number | boolean } }
 
 export class KernelSession extends Session {
@@ -150,8 +198,9 @@ export class KernelSession extends Session {
     }
   }
 
-  execute(id: string, code: string): void {
-    this.queue.push({ id, code })
+  /** Queues a cell; `language` (when given) goes to the kernel's execute command as it came. */
+  execute(id: string, code: string, language?: Language): void {
+    this.queue.push({ id, code, language })
     this.activity.touch()
     this.next()
   }
@@ -167,7 +216,7 @@ export class KernelSession extends Session {
     if (item === undefined) return
     this.current = item.id
     this.activity.busy()
-    this.conn.send("change" in item ? { type: "interact", ...item.change } : { type: "execute", id: item.id, code: item.code })
+    this.conn.send("change" in item ? { type: "interact", ...item.change } : { type: "execute", id: item.id, code: item.code, ...(item.language !== undefined ? { language: item.language } : {}) })
   }
 
   /** the kernel is computing (it cannot read a polite request to exit) */
@@ -190,9 +239,9 @@ export class KernelSession extends Session {
 
   /**
    * Asks the kernel (over its socket) and feeds each answer line to `take` until it says it is done (true); fails with
-   * the kernel's own error, or when it does not answer within FILES_TIMEOUT or its connection closes.
+   * the kernel's own error, or when it does not answer within `timeout` or its connection closes.
    */
-  private ask(request: Record<string, unknown>, take: (message: LineMessage) => boolean): Effect.Effect<void, KernelFilesFailed> {
+  private ask(request: Record<string, unknown>, take: (message: LineMessage) => boolean, timeout: Duration.Duration = FILES_TIMEOUT): Effect.Effect<void, KernelFilesFailed> {
     const ref = `f${++this.refs}`
     const answered = Effect.callback<void, KernelFilesFailed>((resume) => {
       this.asked.set(ref, (message) => {
@@ -212,8 +261,8 @@ export class KernelSession extends Session {
     })
     return answered.pipe(
       Effect.timeoutOrElse({
-        duration: FILES_TIMEOUT,
-        orElse: () => Effect.fail(new KernelFilesFailed(`the kernel did not answer within ${Duration.format(FILES_TIMEOUT)} (a cell busy in C code holds it up); try again when the cell is done`)),
+        duration: timeout,
+        orElse: () => Effect.fail(new KernelFilesFailed(`the kernel did not answer within ${Duration.format(timeout)} (a cell busy in C code holds it up); try again when the cell is done`)),
       }),
       Effect.ensuring(Effect.sync(() => this.asked.delete(ref))),
     )
@@ -246,6 +295,34 @@ export class KernelSession extends Session {
       chunks.push(chunk)
       return data.data.more !== true
     }).pipe(Effect.map(() => Buffer.concat(chunks)))
+  }
+
+  /**
+   * The names that can stand at `cursor` (UTF-16 code units into `code`), from the kernel's namespace; the kernel
+   * counts in code points, so the positions are converted both ways.
+   */
+  complete(code: string, cursor: number): Effect.Effect<Completion, KernelFilesFailed> {
+    let answer: Completion | undefined
+    this.activity.touch() // a person completing is not idle
+    return this.ask({ type: "complete", code, cursor: codePointsBefore(code, cursor) }, (message) => {
+      const got = KernelCompletions.safeParse(message)
+      if (!got.success) throw new KernelFilesFailed("the kernel's answer to a completion was not a list of matches")
+      const { matches, cursor_start: start, cursor_end: end } = got.data
+      answer = { matches, cursorStart: utf16Index(code, start), cursorEnd: utf16Index(code, Math.max(start, end)) }
+      return true
+    }, INTROSPECT_TIMEOUT).pipe(Effect.map(() => answer ?? { matches: [], cursorStart: cursor, cursorEnd: cursor }))
+  }
+
+  /** The help (`detail` 0) or source (1) of the object named at `cursor`, as the kernel's introspect.py writes it. */
+  inspect(code: string, cursor: number, detail: 0 | 1): Effect.Effect<Inspection, KernelFilesFailed> {
+    let answer: Inspection | undefined
+    this.activity.touch()
+    return this.ask({ type: "inspect", code, cursor: codePointsBefore(code, cursor), detail }, (message) => {
+      const got = KernelInspection.safeParse(message)
+      if (!got.success) throw new KernelFilesFailed("the kernel's answer to an inspection was not help text")
+      answer = { found: got.data.found, name: got.data.name, text: got.data.text }
+      return true
+    }, INTROSPECT_TIMEOUT).pipe(Effect.map(() => answer ?? { found: false, name: "", text: "" }))
   }
 
   interrupt(): void {

@@ -9,7 +9,7 @@ import { readFileSync } from "node:fs"
 import { Clock, Context, Duration, Effect, Fiber, Layer } from "effect"
 import { ExitReason } from "../../supervisors/exit.ts"
 import { describeFrameError, encodeFrame, FrameDecoder, MAX_FRAME_BYTES, MAX_PREAUTH_FRAME_BYTES } from "../protocol/frames.ts"
-import { BackendFrame, FILE_CHUNK_BYTES, MAX_OPEN_FILES, MAX_OPEN_FILES_BYTES, PROTOCOL_VERSION, type WorkerFrame } from "../protocol/worker.ts"
+import { BackendFrame, FILE_CHUNK_BYTES, MAX_CODE_BYTES, MAX_OPEN_FILES, MAX_OPEN_FILES_BYTES, PROTOCOL_VERSION, type WorkerFrame } from "../protocol/worker.ts"
 import { WorkerSettings, type WorkerConfig } from "./config.ts"
 import { log } from "./log.ts"
 import { ensureWorkerSecret, newNonce, verifyAnswer } from "../wire/secret.ts"
@@ -147,7 +147,7 @@ class Peer {
     if (session.sink !== this.sink) session.sink = this.sink
     switch (frame.type) {
       case "execute":
-        return session.execute(frame.id, frame.code)
+        return session instanceof KernelSession ? session.execute(frame.id, frame.code, frame.language) : session.execute(frame.id, frame.code)
       case "interrupt":
         return session.interrupt()
       case "close":
@@ -161,7 +161,28 @@ class Peer {
       case "listFiles":
       case "readFile":
         return this.files(session, frame)
+      case "complete":
+      case "inspect":
+        return this.introspect(session, frame)
     }
+  }
+
+  /** A completion or an inspection in a kernel session, answered by its kernel beside the running cell. */
+  private introspect(session: Session, frame: Extract<BackendFrame, { type: "complete" | "inspect" }>): void {
+    const refuse = (message: string) => void this.send({ type: "error", session: frame.session, id: frame.id, message })
+    const what = frame.type === "complete" ? "complete" : "inspect"
+    if (!(session instanceof KernelSession)) return refuse(`session ${frame.session} is a ${session.kind} session: only a sage or python session can ${what} code`)
+    const bytes = Buffer.byteLength(frame.code)
+    if (bytes > MAX_CODE_BYTES) return refuse(`the code to ${what} is ${bytes} bytes of UTF-8, more than the limit of ${MAX_CODE_BYTES} bytes; send the cell alone`)
+    if (frame.cursor < 0 || frame.cursor > frame.code.length) return refuse(`cursor ${frame.cursor} is outside the code, which is ${frame.code.length} UTF-16 code units long; send a cursor from 0 to its length`)
+    const answer = frame.type === "complete"
+      ? session.complete(frame.code, frame.cursor).pipe(Effect.map((c): WorkerFrame => ({ type: "completions", session: frame.session, id: frame.id, matches: [...c.matches], cursorStart: c.cursorStart, cursorEnd: c.cursorEnd })))
+      : session.inspect(frame.code, frame.cursor, frame.detail).pipe(Effect.map((i): WorkerFrame => ({ type: "inspection", session: frame.session, id: frame.id, ...i })))
+    this.run(answer.pipe(
+      Effect.tap((reply) => Effect.sync(() => void this.send(reply))),
+      Effect.catch((e) => Effect.sync(() => refuse(e.message))),
+      Effect.asVoid,
+    ))
   }
 
   /** Keeps a chunk of a file for the home of a session whose `open` follows; past the limits the open is refused. */
@@ -253,7 +274,8 @@ class Peer {
           session.onOutput = (id, msg) => {
             if (id === "run" && msg.kind === "done") this.run(Effect.asVoid(sessions.close(session.id, ExitReason.Normal())))
           }
-          session.execute("run", frame.code)
+          if (session instanceof KernelSession) session.execute("run", frame.code, frame.language)
+          else session.execute("run", frame.code)
         })
       ),
       Effect.catch((refused) => Effect.sync(() => void this.send({ type: "error", session: frame.session, message: refused.message }))),
