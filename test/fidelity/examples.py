@@ -32,9 +32,13 @@ def parse_file(path, options):
     doctests, in_skip_blocks = doctests_of(stem, text, options)
     examples = []
     skipped_by_directive = 0  # `# doctest: +SKIP`: the runner passes over it (forker: optionflags & SKIP)
+    python_prompts = 0
     for test in doctests:
         for ex in test.examples:
-            if getattr(ex, "sage_source", None) in (None, SIG_ON_COUNT):
+            if getattr(ex, "sage_source", None) == SIG_ON_COUNT:
+                continue
+            if getattr(ex, "sage_source", None) is None:
+                python_prompts += 1  # a `>>>` example shows plain Python (2^8 == 10): no input to a Sage cell
                 continue
             if ex.options.get(doctest.SKIP):
                 skipped_by_directive += 1
@@ -48,7 +52,8 @@ def parse_file(path, options):
                 "options": {str(flag): on for flag, on in ex.options.items()},
                 "ends_in_show": ends_in_show(ex.source),
             })
-    skipped = {"tags": typed_count(doctests, options) - len(examples) - skipped_by_directive, "directives": skipped_by_directive, "skip blocks": in_skip_blocks}
+    skipped = {"tags": typed_count(doctests, options) - len(examples) - skipped_by_directive, "directives": skipped_by_directive,
+               "skip blocks": in_skip_blocks, "python prompts": python_prompts}
     return {"file": stem, "examples": examples, "skipped": skipped}
 
 
