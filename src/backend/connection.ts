@@ -310,10 +310,11 @@ export class Connection implements Attachment {
         return this.listFiles(m, route, worker)
       case "saveFile":
         return this.saveFile(m, route, worker)
+      // answered when the kernel answers, holding up nothing after them (an interrupt must not wait behind a Tab)
       case "complete":
-        return this.complete(m, route, worker)
+        return void this.aside(m, this.complete(m, route, worker))
       case "inspect":
-        return this.inspect(m, route, worker)
+        return void this.aside(m, this.inspect(m, route, worker))
     }
     this.send({ type: "ack", id: m.id })
   }
@@ -326,6 +327,14 @@ export class Connection implements Attachment {
     )
     if ("error" in listed) return this.error(m.id, listed.worker ? "file" : "failed", `the files of session ${m.session} could not be listed: ${listed.error}`, { session: m.session })
     this.send({ type: "fileList", id: m.id, session: m.session, files: listed.files, ...(listed.truncated === true ? { truncated: true } : {}) })
+  }
+
+  /** A request answered out of the connection's order: its failure is reported as the chain's are. */
+  private aside(m: ClientMessage, answered: Promise<void>): void {
+    answered.catch((e: unknown) => {
+      this.ctx.log.error(`handling ${m.type} failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`)
+      this.error(m.id, "failed", `the backend failed to handle this ${m.type}`)
+    })
   }
 
   /** The names that can stand at the cursor, as the session's kernel completes them (also while a cell runs). */

@@ -76,6 +76,26 @@ describe("completion and help through the backend", () => {
     expect(outputs).toEqual([{ kind: "stdout", text: "end\n" }, { kind: "done", status: "ok" }])
   })
 
+  it("holds up nothing: an interrupt sent after a completion that waits for a busy kernel is answered at once", async () => {
+    const c = await connect()
+    const session = await openSession(c, "sage")
+    const x = id("x")
+    // C code that holds Python's interpreter lock: the kernel's output thread cannot answer until it ends
+    expect(await c.request({ type: "execute", id: x, session, code: "factorial(10^9)" })).toMatchObject({ type: "ack" })
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    const k = id("k")
+    c.send({ type: "complete", id: k, session, code: "fac", cursor: 3 })
+    const sent = Date.now()
+    const ack = await c.request({ type: "interrupt", id: id("i"), session })
+    expect(ack).toMatchObject({ type: "ack" })
+    expect(Date.now() - sent).toBeLessThan(2_000)
+    expect(await c.next((m) => m.type === "output" && m.id === x && (m["msg"] as { kind: string }).kind === "done", 30_000)).toMatchObject({ msg: { kind: "done", status: "interrupted" } })
+    // and the completion is answered once the kernel is free
+    const completions = await c.next((m) => m.id === k, 15_000)
+    expect(completions).toMatchObject({ type: "completions", matches: expect.arrayContaining(["factorial"]) })
+    expect(c.received.indexOf(completions)).toBeGreaterThan(c.received.indexOf(ack))
+  })
+
   it("the client library's session.complete and session.inspect", async () => {
     const client = new SagewsClient(`${stack().backendUrl()}/sockjs`, { transports: ["websocket"] })
     try {

@@ -25,7 +25,7 @@ describe("completion and introspection", () => {
     ;[sage, python] = await Promise.all([client.open("sage"), client.open("python")])
   }, 180_000)
   afterAll(async () => {
-    await Promise.all([sage.close(), python.close()])
+    await Promise.all([sage?.close(), python?.close()])
     client.close()
     await stopAndCheck(worker)
   })
