@@ -8,6 +8,7 @@ import "./jitless.ts"
 import "./cell.css"
 import { AccountArea } from "./account.ts"
 import { Api, type Account } from "./api.ts"
+import type { Assistant } from "./assist.ts"
 import type { CellRunner } from "./cell.ts"
 import { SagewsClient } from "./connection.ts"
 import { button, byId } from "./dom.ts"
@@ -161,23 +162,44 @@ const resumeSaved = (): void => {
 }
 resumeSaved()
 
+/** The page's session, or why it could not be opened (the notice says so when a limit refused it). */
+const sessionOrWhy = async (): Promise<ClientSession | { readonly refused: string }> => {
+  try {
+    return await currentSession()
+  } catch (error) {
+    const reply = (error as { reply?: { code?: string; limit?: string } }).reply
+    const message = error instanceof Error ? error.message : String(error)
+    if (reply?.code === "limit") showNotice(message, "limit")
+    return { refused: message }
+  }
+}
+
 const runner: CellRunner = {
-  run: async (code, onMessage) => {
-    let s: ClientSession
-    try {
-      s = await currentSession()
-    } catch (error) {
-      const reply = (error as { reply?: { code?: string; limit?: string } }).reply
-      const message = error instanceof Error ? error.message : String(error)
-      if (reply?.code === "limit") showNotice(message, "limit")
-      return { status: "refused", note: message }
-    }
-    const result = await s.execute(code, onMessage)
+  run: async (code, onMessage, _onRestart, language) => {
+    const s = await sessionOrWhy()
+    if ("refused" in s) return { status: "refused", note: s.refused }
+    const result = await s.execute(code, onMessage, { language })
     if (result.status === "ended") return { status: "ended", note: result.ended?.message ?? "the session ended" }
     if (result.status === "detached") return { status: "detached", note: "the session was resumed by another tab or window; run the cell again to start a new session" }
     const refused = result.outputs.find((m): m is Extract<OutputMsg, { kind: "error" }> => m.kind === "error" && m.ename === "limit")
     if (refused !== undefined) showNotice(refused.evalue, "limit")
     return { status: result.status, ...(result.limit !== undefined ? { limit: result.limit } : {}) }
+  },
+}
+
+// Tab and Shift-Tab in a cell ask the page's session (opening it, as a run does, when there is none yet)
+const assistant: Assistant = {
+  complete: async (code, cursor) => {
+    const s = await sessionOrWhy()
+    if ("refused" in s) return { error: s.refused }
+    const reply = await s.complete(code, cursor)
+    return reply.type === "error" ? { error: reply.message } : { matches: reply.matches, from: reply.cursorStart, to: reply.cursorEnd }
+  },
+  inspect: async (code, cursor, detail) => {
+    const s = await sessionOrWhy()
+    if ("refused" in s) return { error: s.refused }
+    const reply = await s.inspect(code, cursor, detail)
+    return reply.type === "error" ? { error: reply.message } : reply
   },
 }
 
@@ -187,11 +209,14 @@ const pageKernel = (): KernelKind => (kernelSelect.value === "python" ? "python"
 const setPageKernel = (kernel: KernelKind): void => {
   if (kernelSelect.value !== kernel) dropSession()
   kernelSelect.value = kernel
+  cells.kernelChanged()
 }
 
 const cells: CellList = new CellList({
   root: byId("cells"),
   runner,
+  assistant,
+  kernel: () => pageKernel(),
   onInteract: (interact, control, value) => {
     const target = cells.interactRerun(interact)
     void currentSession().then((s) => void s.interact(interact, control, value, target?.sink))
@@ -350,6 +375,7 @@ const openFromUrl = async (): Promise<void> => {
 byId<HTMLButtonElement>("add-cell").addEventListener("click", () => cells.add({}, cells.cells.at(-1)).focus())
 kernelSelect.addEventListener("change", () => {
   dropSession()
+  cells.kernelChanged()
   editor.changed()
   showNotice(`New cells run in a fresh ${kernelSelect.value} session.`)
 })

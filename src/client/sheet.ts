@@ -1,9 +1,11 @@
 // The cells of the page, in order: add after a cell, remove, replace them all with a worksheet's, read them back as
-// a worksheet keeps them, and make them read-only (an old version on show). Edits and finished runs are reported,
+// a worksheet keeps them, make them read-only (an old version on show), and tell them when the page's kernel changes. Edits and finished runs are reported,
 // so the page can save (the scratch page to this browser's storage, a worksheet to the server).
+import type { Assistant } from "./assist.ts"
 import { Cell, type CellRunner } from "./cell.ts"
 import type { CellContent } from "./notebook.ts"
 import type { OnInteract } from "./render.ts"
+import type { KernelKind } from "./types.ts"
 
 export interface SheetOptions {
   readonly root: HTMLElement
@@ -15,6 +17,10 @@ export interface SheetOptions {
   readonly onRan: (cell: Cell) => void
   /** a cell's "Permalink" button was pressed */
   readonly onPermalink: (cell: Cell) => void
+  /** what Tab and Shift-Tab in a cell ask (the page's session) */
+  readonly assistant: Assistant
+  /** the page's kernel: a cell's language is its own unless the cell's menu says otherwise */
+  readonly kernel: () => KernelKind
 }
 
 export class CellList {
@@ -32,6 +38,8 @@ export class CellList {
     const cell = new Cell({
       ...from,
       runner: this.options.runner,
+      assistant: this.options.assistant,
+      kernel: this.options.kernel,
       onInteract: this.options.onInteract,
       onChange: () => this.options.onChange(),
       onRan: (c) => this.options.onRan(c),
@@ -81,6 +89,11 @@ export class CellList {
 
   get contents(): ReadonlyArray<CellContent> {
     return this.cells.map((c) => c.content)
+  }
+
+  /** The page's kernel changed: cells in its own language follow it. */
+  kernelChanged(): void {
+    for (const cell of this.cells) cell.kernelChanged()
   }
 
   setReadOnly(readOnly: boolean): void {
