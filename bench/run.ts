@@ -16,6 +16,7 @@ const BENCHES: ReadonlyArray<{ readonly name: string; readonly file: string; rea
   { name: "chaos", file: "./chaos.ts", fn: "benchChaos", writes: true },
   { name: "workspace", file: "./workspace.ts", fn: "benchWorkspace" },
   { name: "saves", file: "./saves.ts", fn: "benchSaves" },
+  { name: "fidelity", file: "./fidelity.ts", fn: "benchFidelity" },
 ]
 
 const only = process.argv.slice(2)
