@@ -260,14 +260,13 @@ class Peer {
     const staged = this.takeStaged(frame.session, frame.type === "open" ? frame.files : undefined)
     if ("refused" in staged) return void this.send({ type: "error", session: frame.session, message: staged.refused })
     if (staged.files.length > 0 && frame.kernel === "terminal") return void this.send({ type: "error", session: frame.session, message: "a terminal session takes no files: only a sage or python session's home is given files at its open" })
-    const request = { session: frame.session, kind: frame.kernel, user: frame.user, limits: frame.limits, ...(frame.type === "open" ? { cols: frame.cols, rows: frame.rows, files: staged.files } : {}) }
+    const request = { session: frame.session, kind: frame.kernel, user: frame.user, limits: frame.limits, stateless: frame.type === "run", ...(frame.type === "open" ? { cols: frame.cols, rows: frame.rows, files: staged.files } : {}) }
     const sessions = this.sessions
     this.run(sessions.open(request, this.sink).pipe(
       Effect.tap((session) =>
         Effect.sync(() => {
           this.send({ type: "opened", session: session.id, kernel: session.kind, isolation: sessions.isolation, ...(session.pid !== undefined ? { pid: session.pid } : {}) })
           if (frame.type !== "run") return
-          session.stateless = true
           // Stateless: one execution in a fresh session that ends (Normal) after `done`. The line lets the fault
           // harness (src/chaos/executions.ts) count how often one code was run: a short hash, never the code.
           log("info", `run started in ${session.describe()}`, { session: session.id, kernel: session.kind, code: createHash("sha256").update(frame.code).digest("hex").slice(0, 16) })

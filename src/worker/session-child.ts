@@ -52,6 +52,8 @@ export interface OpenRequest {
   readonly rows?: number | undefined
   /** a kernel's: files to put into its home before it runs anything (the backend's `file` frames) */
   readonly files?: ReadonlyArray<HomeFileContent> | undefined
+  /** a stateless `run`'s session: its backend's request waits for it from the start (Session.stateless) */
+  readonly stateless?: boolean | undefined
 }
 
 /** What every session of a worker shares: set up once by the Sessions service. */
@@ -195,6 +197,8 @@ export const sessionChild = (deps: SessionDeps, request: OpenRequest, sink: Sink
     const live = session!
     const running = proc!
     live.sink = sink
+    // before it is live, so no resume in between can take the run from the request that waits for it
+    live.stateless = request.stateless === true
 
     // The exit: the first of the kernel's own end, the time limits and what its cgroup says.
     yield* watch(running.ended)
