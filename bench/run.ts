@@ -17,6 +17,7 @@ const BENCHES: ReadonlyArray<{ readonly name: string; readonly file: string; rea
   { name: "workspace", file: "./workspace.ts", fn: "benchWorkspace" },
   { name: "saves", file: "./saves.ts", fn: "benchSaves" },
   { name: "fidelity", file: "./fidelity.ts", fn: "benchFidelity" },
+  { name: "interfaces", file: "./interfaces.ts", fn: "benchInterfaces" },
 ]
 
 const only = process.argv.slice(2)

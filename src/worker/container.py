@@ -166,6 +166,26 @@ def _init(program, report_w, execd_w, main):
         os._exit(70)
 
 
+def private_home(path):
+    """The forkserver's own empty home at the sessions' home path, in a mount namespace of its own: Sage's import
+    writes its state directory there and binds its paths (DOT_SAGE, each interface's log and caches) to it, and those
+    paths are then each session's own, since every session's view mounts a fresh home at the same path."""
+    os.makedirs(path, mode=0o755, exist_ok=True)  # the mount point on the host, which stays empty
+    _check(libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=0700")
+
+
+def skeleton(path):
+    """The directories under `path` (relative), parents first: what a session's home needs to look like the
+    forkserver's did when Sage was imported (it made some of them at import and counts on them)."""
+    found = []
+    for top, dirs, _files in os.walk(path):
+        dirs.sort()
+        found.extend(os.path.relpath(os.path.join(top, d), path) for d in dirs)
+    return found
+
+
 def host_pids():
     """(main, init) as the host sees them: read from the host's /proc, so call before view() mounts our own."""
     with open("/proc/self/stat") as stat:

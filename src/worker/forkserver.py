@@ -41,12 +41,14 @@ def main():
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     t0 = time.monotonic()
-    import kernel
-
     if contain is not None:
         import container
 
         container.check_reaper()
+        container.private_home(contain["home"])
+    import kernel
+
+    if contain is not None:
         container.prepare_filter()
     kernel.load(args.kind)
     t1 = time.monotonic()

@@ -41,9 +41,18 @@ export class KernelConn {
   }
 }
 
+/**
+ * A contained session's home: on its own size- and inode-capped tmpfs, seen by it alone (container.py). Every
+ * session has it at the same path, so the forkserver imports Sage with this home (in a mount namespace of its own):
+ * the paths Sage binds at import (DOT_SAGE, each interface's log and caches) are then each session's own.
+ */
+export const CONTAINED_HOME = "/home/sagews"
+
 /** What every session container of a forkserver shares (container.py: view, hold). */
 export interface ContainSpec {
   readonly network: "isolated" | "host"
+  /** the home every session has (CONTAINED_HOME); the forkserver imports its kernel's libraries with it */
+  readonly home: string
   /** MiB and inodes of each private tmpfs (/tmp, /var/tmp, /dev/shm) and of the home */
   readonly tmpMiB: number
   readonly homeMiB: number
@@ -55,7 +64,7 @@ export interface ContainSpec {
 /** What every container of a worker shares: its network mode, its private filesystems, what it hides. */
 export const containSpecOf = (config: WorkerConfig): ContainSpec => {
   const { home, tmp, inodes } = config.disk
-  return { network: config.network, homeMiB: home, tmpMiB: tmp, inodes, hide: [config.dataDir] }
+  return { network: config.network, home: CONTAINED_HOME, homeMiB: home, tmpMiB: tmp, inodes, hide: [config.dataDir] }
 }
 
 /** The children of a process, from /proc (empty when it has none, or is gone). */
@@ -148,8 +157,10 @@ export class KernelPool {
    * its exit; rejects (with why) if it exits before that. Its supervisor (kernels.ts) restarts it.
    */
   launch(): Promise<Incarnation> {
-    const home = join(this.config.dataDir, "run", `${this.config.id.replace(/[^\w.-]/g, "_")}.${this.kind}.home`)
-    mkdirSync(home, { recursive: true, mode: 0o700 })
+    // Contained, the forkserver.py mounts a private tmpfs on the sessions' home for itself; otherwise every session
+    // of this forkserver shares its home on disk for what Sage binds at import (all run as the worker's uid)
+    const home = this.containers?.spec.home ?? join(this.config.dataDir, "run", `${this.config.id.replace(/[^\w.-]/g, "_")}.${this.kind}.home`)
+    if (this.containers === undefined) mkdirSync(home, { recursive: true, mode: 0o700 })
     const contain = this.containers !== undefined ? ["--contain", JSON.stringify(this.containers.spec)] : []
     const python = [this.config.python, FORKSERVER_PY, "--kind", this.kind, "--socket", this.socketPath, ...contain]
     // As root the forkserver is init of its own pid namespace (and, isolated, of a network namespace with only a
@@ -166,6 +177,7 @@ export class KernelPool {
         PATH: "/usr/bin:/bin",
         HOME: home,
         DOT_SAGE: join(home, ".sage"),
+        IPYTHONDIR: join(home, ".ipython"),
         // Matplotlib's font cache takes seconds to build: keep it across restarts (or share it, when given).
         MPLCONFIGDIR: process.env["MPLCONFIGDIR"] ?? join(this.config.dataDir, "run", "matplotlib"),
         LANG: "C.UTF-8",

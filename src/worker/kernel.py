@@ -1,5 +1,5 @@
 # Session kernel: what a forked child of the forkserver runs. Connects to the worker, waits for its sandbox
-# setup, applies it (sandbox.py), then evaluates cells like a notebook: output streamed, last value displayed.
+# setup, applies it (sandbox.py), then runs cells in its shell (shell.py) as a notebook does, output streamed.
 import ast
 import gc
 import io
@@ -16,19 +16,27 @@ import traceback
 import container
 import display
 import interact
+import introspect
+import languages
+import rinterrupt
 import sandbox
+import shell
 from home import Home, HomeError
 
 KIND = None
 # the kernel's exit code when the worker's end of its socket closed
 CONNECTION_CLOSED = 74
+# The session's shell (shell.py) and its namespace, made once in the forkserver
+SHELL = None
 BASE_NS = {}
-preparse = None
+# The directories the forkserver's home had once the libraries were imported and warm (Sage makes some at import
+# and counts on them): each session's home gets them too
+SKELETON = []
 
 
 def load(kind):
-    """Runs once in the forkserver: the expensive imports every session then shares."""
-    global KIND, preparse
+    """Runs once in the forkserver: the expensive imports every session then shares, and the shell that runs cells."""
+    global KIND, SHELL, BASE_NS
     KIND = kind
     os.environ.setdefault("MPLBACKEND", "Agg")
     import matplotlib
@@ -36,31 +44,36 @@ def load(kind):
     matplotlib.use("Agg")
     import matplotlib.pyplot  # noqa: F401
 
-    if kind == "sage":
-        exec("from sage.all import *\nx = SR.var('x')", BASE_NS)
-        from sage.repl.preparse import preparse as sage_preparse
+    import shell
 
-        preparse = sage_preparse
+    if kind == "sage":
+        SHELL = shell.sage_shell()
     else:
-        exec("import math\nimport numpy as np\nimport sympy\nfrom sympy import *\nimport matplotlib.pyplot as plt", BASE_NS)
-        exec("x, y, z, t = symbols('x y z t')", BASE_NS)
-    display.load(kind, BASE_NS)
+        SHELL = shell.python_shell()
+        SHELL.run_cell("import math\nimport numpy as np\nimport sympy\nfrom sympy import *\nimport matplotlib.pyplot as plt\nx, y, z, t = symbols('x y z t')", store_history=False)
+    BASE_NS = SHELL.user_ns
+    display.load(kind, SHELL)
     interact.install(BASE_NS, kind)
+    SHELL.initial_ns = dict(BASE_NS)
 
 
 def warm():
-    """One real computation of each kind, so that forked sessions do not pay for first-use initialisation."""
+    """One real computation of each kind, through the shell and its display formatter, so that forked sessions do
+    not pay for first-use initialisation. Nothing of it is left in the namespace, the history or `_`."""
     if KIND == "sage":
-        code = "f = factor(x^2-1); latex(f); repr(f); 2/3+1/3; integrate(sin(x)^2, x); matrix(QQ, 2, [1,2,3,4]).inverse()"
+        code = "__warm = [factor(x^2-1), 2/3+1/3, integrate(sin(x)^2, x), matrix(QQ, 2, [1,2,3,4]).inverse()]"
     else:
-        code = "f = factor(x**2-1); latex(f); repr(f); integrate(sin(x)**2, x); np.linalg.inv(np.eye(3)); repr(np.arange(3))"
-    exec(compile(preparse(code) if preparse else code, "<warm>", "exec"), dict(BASE_NS))
+        code = "__warm = [factor(x**2-1), integrate(sin(x)**2, x), np.linalg.inv(np.eye(3)), np.arange(3)]"
+    SHELL.run_cell(code, store_history=False, silent=True)
+    for value in SHELL.user_ns.pop("__warm", []):
+        SHELL.display_formatter.format(value)
     display.warm()
     ast.parse("1")
     # Everything imported so far is shared with every session: keep the collector from touching (and so
     # copying) those pages in each forked child.
     gc.collect()
     gc.freeze()
+    SKELETON.extend(container.skeleton(os.environ["HOME"]))
 
 
 class Channel:
@@ -194,6 +207,7 @@ class Kernel:
         self.tmp_mib = setup.get("limits", {}).get("tmp")
         self.pipes = OutputPipes(channel)
         display.bind(self.emit)
+        shell.bind(self.emit, self.explain)
         interact.bind(self.emit, self.ns)
 
     @staticmethod
@@ -215,12 +229,12 @@ class Kernel:
                 os._exit(1)  # a process forked by user code must never act as the kernel
 
     def run_cell(self, exec_id, body):
+        """Runs body() as the cell `exec_id`; body returns the cell's status, or raises what the user's code raised."""
         self.pipes.current = exec_id
-        status = "ok"
         try:
             try:
                 self.allow_interrupts()
-                body()
+                status = body() or "ok"
                 display.flush_figures()
             finally:
                 signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
@@ -235,10 +249,8 @@ class Kernel:
         self.pipes.finish()
         self.channel.send({"type": "output", "id": exec_id, "msg": {"kind": "done", "status": status}})
 
-    def report(self, error):
-        frames = traceback.extract_tb(error.__traceback__)
-        user = [f for f in frames if f.filename.startswith("<cell")] or frames[-1:]
-        lines = traceback.format_list(user) + traceback.format_exception_only(type(error), error)
+    def explain(self, error):
+        """The error's message, with the session's limit named where one is the likely cause."""
         evalue = str(error)
         if isinstance(error, MemoryError):
             evalue = f"the session's memory limit was reached ({self.memory_mib} MiB above the kernel): OutOfMemory"
@@ -248,21 +260,31 @@ class Kernel:
             evalue = f"{error} (the session's private disk is full: its home holds {self.home_mib} MiB, /tmp {self.tmp_mib} MiB)"
         elif isinstance(error, BlockingIOError) and error.errno == 11:
             evalue = f"{error} (the session's limit of {self.nproc} processes may have been reached)"
-        self.emit({"kind": "error", "ename": type(error).__name__, "evalue": evalue, "traceback": lines})
+        return evalue
 
-    def execute(self, exec_id, code):
+    def report(self, error):
+        """An error raised outside the shell (an interact's callback): the frames of code the user wrote."""
+        frames = traceback.extract_tb(error.__traceback__)
+        user = [f for f in frames if not f.filename.startswith(os.path.dirname(os.path.abspath(__file__)))] or frames[-1:]
+        lines = traceback.format_list(user) + traceback.format_exception_only(type(error), error)
+        self.emit({"kind": "error", "ename": type(error).__name__, "evalue": self.explain(error), "traceback": lines})
+
+    def execute(self, exec_id, code, language=None):
         def body():
-            source = preparse(code) if preparse else code
-            tree = ast.parse(source, "<cell>", "exec")
-            last = None
-            if tree.body and isinstance(tree.body[-1], ast.Expr):
-                last = ast.Expression(tree.body.pop().value)
-            exec(compile(tree, "<cell>", "exec"), self.ns)
-            if last is not None:
-                value = eval(compile(last, "<cell>", "eval"), self.ns)
-                if value is not None:
-                    self.ns["_"] = value
-                    display.show(value)
+            source = languages.cell(KIND, language, code)
+            if KIND == "sage":
+                from sage.repl.attach import reload_attached_files_if_modified
+
+                reload_attached_files_if_modified()
+            rinterrupt.reset()
+            with languages.preparsing(KIND, language):
+                result = SHELL.run_cell(source, store_history=True)
+            if SHELL.exit_now:
+                raise SystemExit(0)  # exit() or quit(): the session ends, as a kernel does
+            error = result.error_before_exec or result.error_in_exec
+            if isinstance(error, KeyboardInterrupt) or (error is not None and rinterrupt.interrupted(type(error))):
+                return "interrupted"
+            return "ok" if error is None else "error"
 
         self.run(exec_id, body)
 
@@ -270,7 +292,9 @@ class Kernel:
         """A question about the home, answered from the output thread (so also while a cell runs)."""
         ref = command.get("ref")
         try:
-            if command.get("type") == "listFiles":
+            if command.get("type") in ("complete", "inspect"):
+                self.channel.send(introspect.answer(command, self.ns, KIND))
+            elif command.get("type") == "listFiles":
                 files, truncated = self.home.list(bool(command.get("all")))
                 self.channel.send({"type": "fileList", "ref": ref, "files": files, "truncated": truncated})
             else:
@@ -285,12 +309,12 @@ class Kernel:
         # Home questions are answered by the output thread as they come; executions and interacts wait in `work` for
         # this (the main) thread, one at a time.
         work = queue.SimpleQueue()
-        self.pipes.serve(lambda command: self.answer(command) if command.get("type") in ("listFiles", "readFile") else work.put(command))
+        self.pipes.serve(lambda command: self.answer(command) if command.get("type") in ("listFiles", "readFile", "complete", "inspect") else work.put(command))
         while True:
             command = work.get()
             kind = command.get("type")
             if kind == "execute":
-                self.execute(command["id"], command["code"])
+                self.execute(command["id"], command["code"], command.get("language"))
             elif kind == "interact":
                 iid = command["interact"]
                 self.run(f"interact:{iid}", lambda: interact.change(iid, command["control"], command["value"]))
@@ -318,6 +342,8 @@ def child_main(socket_path, kind, tag, contain):
     except Exception as error:  # noqa: B902 - reported to the worker, which ends the session
         channel.send({"type": "setupFailed", "message": f"{type(error).__name__}: {error}"})
         os._exit(71)
+    for directory in SKELETON:
+        os.makedirs(os.path.join(setup["home"], directory), mode=0o700, exist_ok=True)
     # The workspace's files, written as the session's uid into its own home: nothing of root's touches it.
     home = Home(setup["home"])
     try:
@@ -325,7 +351,6 @@ def child_main(socket_path, kind, tag, contain):
     except Exception as error:  # noqa: B902 - reported to the worker, which ends the session
         channel.send({"type": "filesFailed", "message": str(error) if isinstance(error, HomeError) else f"{type(error).__name__}: {error}"})
         os._exit(71)
-    display.after_sandbox(setup)
     kernel = Kernel(channel, setup, home)
     channel.send({"type": "ready"})
     try:

@@ -14,7 +14,7 @@ import { limitOf, toWire } from "../protocol/reason.ts"
 import { type KernelKind, LimitName, type SessionKind, type SessionLimits } from "../protocol/worker.ts"
 import { killAndRemove, type SessionCgroup, type WorkerCgroups } from "./cgroups.ts"
 import { capLimits, type WorkerConfig } from "./config.ts"
-import type { ContainSpec, KernelConn } from "./forkserver.ts"
+import { CONTAINED_HOME, type ContainSpec, type KernelConn } from "./forkserver.ts"
 import { type HomeFileContent, KernelSession, reasonOfExit } from "./kernel-session.ts"
 import { Activity, cgroupLimits, timeLimits } from "./limits.ts"
 import { log } from "./log.ts"
@@ -22,8 +22,6 @@ import type { Session, Sink } from "./session.ts"
 import { TerminalSession } from "./terminal.ts"
 import { sweepUid, type UidPool } from "./uids.ts"
 
-/** A contained session's home: on its own size- and inode-capped tmpfs, seen by it alone (container.py). */
-export const CONTAINED_HOME = "/home/sagews"
 /** MiB a session's cgroup may hold beyond its memory limit: the kernel's own pages it copies on write */
 const MEMORY_SLACK_MIB = 64
 /** tasks of the container itself (holder, init, the kernel's threads) on top of the session's nproc */
@@ -76,7 +74,21 @@ export const sessionShutdown = (config: WorkerConfig): number => 3 * config.kill
 
 const env = (home: string, uid: number | undefined): Record<string, string> => {
   const user = uid !== undefined ? `u${uid}` : "sagews"
-  return { HOME: home, USER: user, LOGNAME: user, PATH: "/usr/local/bin:/usr/bin:/bin", LANG: "C.UTF-8", MPLBACKEND: "Agg", DOT_SAGE: `${home}/.sage`, TMPDIR: home, OPENBLAS_NUM_THREADS: "1" }
+  // Every program's state under the session's own home: Sage's (and through it GAP's, PARI's, Maxima's and
+  // Singular's), IPython's, Matplotlib's; and its temp files, on the same capped tmpfs
+  return {
+    HOME: home,
+    USER: user,
+    LOGNAME: user,
+    PATH: "/usr/local/bin:/usr/bin:/bin",
+    LANG: "C.UTF-8",
+    MPLBACKEND: "Agg",
+    DOT_SAGE: `${home}/.sage`,
+    IPYTHONDIR: `${home}/.ipython`,
+    MPLCONFIGDIR: `${home}/.config/matplotlib`,
+    TMPDIR: home,
+    OPENBLAS_NUM_THREADS: "1",
+  }
 }
 
 const crash = (detail: string) => ExitReason.Crash({ detail })

@@ -54,7 +54,8 @@ describe("hostile cells", () => {
     const home = await a.execute("import os\nopen('diary.txt', 'w').write('secret')\nos.getcwd()")
     expect(home).toContainEqual({ kind: "display", data: { "text/plain": "'/home/sagews'" } })
     const look = await b.execute("import os\n(os.getcwd(), os.listdir('/home'), os.listdir('.'))")
-    expect(look).toContainEqual({ kind: "display", data: { "text/plain": "('/home/sagews', ['sagews'], [])" } })
+    // only what every session's home starts with (IPython's directory, made as the forkserver's was), no diary
+    expect(look).toContainEqual({ kind: "display", data: { "text/plain": "('/home/sagews', ['sagews'], ['.ipython'])" } })
     // nor through /proc: A's processes do not exist in B's pid namespace
     const proc = await b.execute("sorted(int(p) for p in os.listdir('/proc') if p.isdigit())[:2]")
     expect(proc).toContainEqual({ kind: "display", data: { "text/plain": "[1, 2]" } })

@@ -30,9 +30,12 @@ describe("sage sessions", () => {
     expect(displayed(await s.execute("f(x) = x^3\nf.diff(x)(2)"))["text/plain"]).toBe("12")
   })
 
-  it("gives text/latex for latex()", async () => {
-    expect(displayed(await s.execute("latex(x^2)"))).toMatchObject({ "text/latex": "x^{2}" })
-    expect(displayed(await s.execute("integrate(sin(x)^2, x)"))["text/latex"]).toContain("\\sin")
+  it("shows values as the Sage shell prints them, and typesets what show() is given", async () => {
+    // latex() is a string of LaTeX, printed as text, as in the Sage shell
+    expect(displayed(await s.execute("latex(x^2)"))).toEqual({ "text/plain": "x^{2}" })
+    const shown = await s.execute("show(integrate(sin(x)^2, x))")
+    expect(shown.filter((m) => m.kind === "display")).toHaveLength(1)
+    expect(displayed(shown)["text/latex"]).toContain("\\sin")
   })
 
   it("renders Sage plots and Matplotlib figures as image/png", async () => {
