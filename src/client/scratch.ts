@@ -1,7 +1,7 @@
 // The scratch page's code, kept in this browser's localStorage (nothing typed is lost to a closed tab): saved a
 // moment after the last edit, read back at a load, with a permalink's code put first when one is opened.
 /** what a browser that kept nothing shows */
-export const FIRST_CELL = "# shift-enter runs a cell\nfactor(x^2 - 1)"
+export const FIRST_CELL = "# shift-enter runs a cell; show() typesets\nshow(factor(x^2 - 1))"
 const STORAGE_KEY = "sagews:cells"
 /** ms after the last edit the cells are written: typing does not write on every key */
 export const SCRATCH_SAVE_MS = 300

@@ -86,7 +86,7 @@ describe("the page", () => {
     const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true })
     await phone.goto(stack.frontUrl())
     await phone.waitForSelector("#connection[data-state=open]")
-    await setCode(phone, 0, "var('x')\nintegrate(x^2 * sin(x), x)")
+    await setCode(phone, 0, "var('x')\nshow(integrate(x^2 * sin(x), x))")
     await runCell(phone, 0)
     await phone.locator(".cell .katex").first().waitFor({ timeout: 60_000 })
     const width = await phone.evaluate(() => document.documentElement.scrollWidth)
