@@ -1,9 +1,9 @@
 // Completion, help and a cell's language on the page (issue 11, docs/PAGE.md "Completion and help", "A cell's
 // language"), in real headless Chromium through haproxy (nginx for static/, a backend, a Sage worker, PostgreSQL):
 // Tab after `facto` lists `factorial` (from the session's kernel) and Enter takes it; Shift-Tab on `factorial` shows
-// its docstring under the cell as text, again its source; Tab completes while another cell runs; Tab at a line's
-// start indents; a cell switched to GP sends `language: "gp"` with its execute, and keeps it in the worksheet it is
-// saved in (there again after a reload).
+// its docstring under the cell as text, again its source; a cell of `factorial?` prints it; Tab completes while
+// another cell runs; Tab at a line's start indents; a cell switched to GP sends `language: "gp"` with its execute,
+// and keeps it in the worksheet it is saved in (there again after a reload); a first line %gap runs GAP.
 import { mkdirSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -97,6 +97,13 @@ describe("completion and help on the page", () => {
     await expect.poll(() => help.locator(".cell-help-title").textContent(), { timeout: 30_000 }).toMatch(/^Nothing is known about no_such_function_here in this session/)
   })
 
+  it("a cell of factorial? shows its docstring as the cell's output, as Sage's shell does", async () => {
+    await setCode(page, 0, "factorial?")
+    await runCell(page, 0)
+    expect(await cellOutput(page, 0)).toMatch(/Returns the factorial of n\./)
+    expect(await cellOutput(page, 0)).not.toMatch(/SyntaxError/)
+  })
+
   it("completes while another cell runs; Tab at a line's start indents", async () => {
     await setCode(page, 0, "print('start')\nsleep(5)\nprint('end')")
     await cell(0).locator("button.run").click()
@@ -136,6 +143,16 @@ describe("a cell's language", () => {
     await runCell(page, 0)
     expect(sent.filter((m) => m["type"] === "execute").at(-1)).not.toHaveProperty("language")
     expect(await cell(0).locator("select.cell-language").inputValue()).toBe("sage")
+  })
+
+  it("a cell whose first line is %gap runs in GAP, in the same session", async () => {
+    await setCode(page, 0, "%gap\nList([1..5], i -> i^2);")
+    await runCell(page, 0)
+    // GAP's own list syntax and printing: Sage would reject `i -> i^2`
+    expect(await cellOutput(page, 0)).toMatch(/\[ 1, 4, 9, 16, 25 \]/)
+    await setCode(page, 0, "1 + 1")
+    await runCell(page, 0)
+    expect(await cellOutput(page, 0)).toMatch(/^2\s*$/)
   })
 
   it("keeps the language in the worksheet the cell is saved in, there again after a reload", async () => {
