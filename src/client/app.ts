@@ -16,6 +16,7 @@ import { drawer } from "./drawer.ts"
 import { FileOffers } from "./files/offers.ts"
 import { openKernel } from "./files/open.ts"
 import { FilesPanel } from "./files/panel.ts"
+import { selfNaming } from "./language.ts"
 import { codeOfLink } from "./link-code.ts"
 import { readPageLink } from "./permalink.ts"
 import { PermalinkDialog } from "./permalink-dialog.ts"
@@ -203,9 +204,10 @@ const assistant: Assistant = {
   },
 }
 
-const scratch = new ScratchStore(() => cells.cells.map((c) => c.code))
-const permalinks = new PermalinkDialog()
 const pageKernel = (): KernelKind => (kernelSelect.value === "python" ? "python" : "sage")
+// the scratch page keeps code only: a cell in another language is kept with the first line that names it
+const scratch = new ScratchStore(() => cells.cells.map((c) => selfNaming(c.code, c.language, pageKernel())))
+const permalinks = new PermalinkDialog()
 const setPageKernel = (kernel: KernelKind): void => {
   if (kernelSelect.value !== kernel) dropSession()
   kernelSelect.value = kernel
@@ -227,7 +229,7 @@ const cells: CellList = new CellList({
     editor.ran()
     void session?.then((s) => offers.afterRun(s, cell), () => undefined)
   },
-  onPermalink: (cell) => void permalinks.show(cell.code, pageKernel()),
+  onPermalink: (cell) => void permalinks.show(selfNaming(cell.code, cell.language, pageKernel()), pageKernel()),
 })
 
 /** the scratch page's note: what is kept where, and how to keep more */

@@ -25,6 +25,8 @@ export interface CellRunner {
 
 export interface CellOptions {
   readonly code?: string
+  /** the language of a new cell of `code`, when not the kernel's own */
+  readonly language?: Language
   /** a saved cell: its id, type, metadata and outputs (a new cell is an empty code cell) */
   readonly content?: CellContent
   readonly runner: CellRunner
@@ -81,7 +83,7 @@ export class Cell {
     this.options = options
     this.id = options.content?.id ?? newCellId()
     this.type = options.content?.type ?? "code"
-    this.metadata = { ...options.content?.metadata }
+    this.metadata = options.content !== undefined ? { ...options.content.metadata } : withLanguage({}, options.language)
     this.highlighted = kernelReads(this.writtenIn)
     this.root = document.createElement("section")
     this.root.className = this.type === "code" ? "cell" : `cell cell-${this.type}`

@@ -61,3 +61,25 @@ export const fillMenu = (select: HTMLSelectElement, kernel: KernelKind): void =>
     return option
   }))
 }
+
+/** languages a first line `%%name` (or `%name`) names: what the kernel runs through Sage's interfaces, and HTML */
+const FIRST_LINE = /^%%?(gap|gp|maxima|singular|r|octave|html)[ \t]*\n/
+
+/**
+ * Code kept as text alone, read back as a cell: a first line that names a language the kernel runs (Sage's interfaces
+ * in a Sage kernel, HTML in either) becomes the cell's language, and the rest its code; else the code as it is.
+ */
+export const namedLanguage = (text: string, kernel: KernelKind): { code: string; language?: Language } => {
+  const line = FIRST_LINE.exec(text)
+  const language = LANGUAGES.find((l) => l === line?.[1])
+  if (line === null || language === undefined || (kernel !== "sage" && language !== "html")) return { code: text }
+  return { code: text.slice(line[0].length), language }
+}
+
+/**
+ * The cell's code as one that names its language itself, for a link that keeps only code and kernel (a permalink): a
+ * cell in GAP, GP, … or HTML gets the `%%gap`-style first line Sage's shell (and IPython, for `%%html`) runs it by. A
+ * Python cell in a Sage kernel has no such line and goes as it is.
+ */
+export const selfNaming = (code: string, language: Language | undefined, kernel: KernelKind): string =>
+  language === undefined || language === kernel || language === "sage" || language === "python" ? code : `%%${language}\n${code}`

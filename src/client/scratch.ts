@@ -1,9 +1,9 @@
 // The scratch page's code, kept in this browser's localStorage (nothing typed is lost to a closed tab): saved a
-// moment after the last edit, read back at a load, with a permalink's code put first when one is opened.
+// moment after an edit and when the page is left, read back at a load, with a permalink's code put first when one is opened.
 /** what a browser that kept nothing shows */
 export const FIRST_CELL = "# shift-enter runs a cell; show() typesets\nshow(factor(x^2 - 1))"
 const STORAGE_KEY = "sagews:cells"
-/** ms after the last edit the cells are written: typing does not write on every key */
+/** ms after an edit the cells are written (with every edit made since): typing does not write on every key */
 export const SCRATCH_SAVE_MS = 300
 
 export class ScratchStore {
@@ -16,14 +16,26 @@ export class ScratchStore {
   }
 
   save(): void {
+    // written once a moment after the first edit not yet written, whatever follows: a stream of edits still saves
+    if (this.timer !== undefined) return
+    this.timer = setTimeout(() => this.write(), SCRATCH_SAVE_MS)
+    // a tab closed or reloaded within the moment still keeps the last edit
+    addEventListener("pagehide", this.flush)
+  }
+
+  private readonly flush = (): void => {
+    if (this.timer !== undefined) this.write()
+  }
+
+  private write(): void {
     clearTimeout(this.timer)
-    this.timer = setTimeout(() => {
-      try {
-        localStorage.setItem(STORAGE_KEY, JSON.stringify(this.codes()))
-      } catch {
-        // storage full or disabled: the page still works
-      }
-    }, SCRATCH_SAVE_MS)
+    this.timer = undefined
+    removeEventListener("pagehide", this.flush)
+    try {
+      localStorage.setItem(STORAGE_KEY, JSON.stringify(this.codes()))
+    } catch {
+      // storage full or disabled: the page still works
+    }
   }
 
   restore(): Array<string> {

@@ -5,7 +5,8 @@ import type { Assistant } from "./assist.ts"
 import { Cell, type CellRunner } from "./cell.ts"
 import type { CellContent } from "./notebook.ts"
 import type { OnInteract } from "./render.ts"
-import type { KernelKind } from "./types.ts"
+import { namedLanguage } from "./language.ts"
+import type { KernelKind, Language } from "./types.ts"
 
 export interface SheetOptions {
   readonly root: HTMLElement
@@ -34,7 +35,7 @@ export class CellList {
     this.options = options
   }
 
-  add(from: { code?: string; content?: CellContent } = {}, after?: Cell): Cell {
+  add(from: { code?: string; language?: Language; content?: CellContent } = {}, after?: Cell): Cell {
     const cell = new Cell({
       ...from,
       runner: this.options.runner,
@@ -80,7 +81,8 @@ export class CellList {
     }
     this.loading = true
     try {
-      for (const c of contents) this.add(typeof c === "string" ? { code: c } : { content: c })
+      // code kept as text alone (the scratch page, a permalink) may name its language in a first line
+      for (const c of contents) this.add(typeof c === "string" ? namedLanguage(c, this.options.kernel()) : { content: c })
       if (this.cells.length === 0) this.add()
     } finally {
       this.loading = false

@@ -3,7 +3,8 @@
 // Tab after `facto` lists `factorial` (from the session's kernel) and Enter takes it; Shift-Tab on `factorial` shows
 // its docstring under the cell as text, again its source; a cell of `factorial?` prints it; Tab completes while
 // another cell runs; Tab at a line's start indents; a cell switched to GP sends `language: "gp"` with its execute,
-// and keeps it in the worksheet it is saved in (there again after a reload); a first line %gap runs GAP.
+// and keeps it in the worksheet it is saved in (there again after a reload), on the scratch page and in its permalink;
+// a first line %gap runs GAP.
 import { mkdirSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -46,6 +47,7 @@ beforeAll(async () => {
 }, 240_000)
 
 afterAll(() => closeAll(browser, stack))
+
 
 const cell = (index: number) => page.locator(".cell").nth(index)
 const codeOf = (index: number): Promise<string> => page.evaluate((i) => (window as unknown as { sagews: { cells: Array<{ code: string }> } }).sagews.cells[i]?.code ?? "", index)
@@ -145,6 +147,31 @@ describe("a cell's language", () => {
     expect(await cell(0).locator("select.cell-language").inputValue()).toBe("sage")
   })
 
+  it("the scratch page keeps a GP cell's language across a reload, and so does its permalink in a fresh browser", async () => {
+    await page.reload()
+    await page.waitForSelector("#connection[data-state=open]")
+    await expect.poll(() => cell(1).locator("select.cell-language").inputValue(), { timeout: 15_000 }).toBe("gp")
+    expect(await codeOf(1)).toBe("factorint(2^64 - 1)")
+    expect(await cell(0).locator("select.cell-language").inputValue()).toBe("sage")
+    await cell(1).getByRole("button", { name: "Permalink" }).click()
+    const z = page.locator("#permalink-z")
+    await expect.poll(() => z.inputValue(), { timeout: 15_000 }).toMatch(/\?z=/)
+    const link = await z.inputValue()
+    await page.keyboard.press("Escape")
+    const context = await browser.newContext()
+    try {
+      const fresh = await context.newPage()
+      await fresh.goto(link)
+      await fresh.waitForSelector("#connection[data-state=open]")
+      const first = fresh.locator(".cell").first()
+      await expect.poll(() => first.locator("select.cell-language").inputValue(), { timeout: 15_000 }).toBe("gp")
+      await runCell(fresh, 0)
+      expect(await cellOutput(fresh, 0)).toMatch(/6700417/)
+    } finally {
+      await context.close()
+    }
+  })
+
   it("a cell whose first line is %gap runs in GAP, in the same session", async () => {
     await setCode(page, 0, "%gap\nList([1..5], i -> i^2);")
     await runCell(page, 0)
@@ -163,8 +190,7 @@ describe("a cell's language", () => {
     await page.waitForSelector("#account-email")
     await page.click("#save-scratch")
     await expect.poll(() => new URL(page.url()).searchParams.get("w"), { timeout: 15_000 }).not.toBeNull()
-    // the scratch page keeps code only: the language is chosen again in the worksheet
-    await cell(1).locator("select.cell-language").selectOption("gp")
+    // the scratch page's GP cell is a GP cell of the worksheet it is saved as
     await expect.poll(() => page.locator("#save-state").textContent(), { timeout: 15_000 }).toBe("saved")
     const id = new URL(page.url()).searchParams.get("w") ?? ""
     const notebook = await page.evaluate(async (w) => (await (await fetch(`/api/v1/worksheets/${w}`)).json()) as { cells: Array<{ metadata: Record<string, unknown> }> }, id)
