@@ -5,11 +5,14 @@ import "./jitless.ts"
 import "./cell.css"
 import { Cell, type CellRunner } from "./cell.ts"
 import { SagewsClient } from "./connection.ts"
+import { setViewerOrigin } from "./frame.ts"
 import { LANGUAGES } from "./language.ts"
 import type { KernelKind, Language } from "./types.ts"
 
 const origin = (document.currentScript as HTMLScriptElement | null)?.dataset["origin"] ?? (window as { SAGEWS_ORIGIN?: string }).SAGEWS_ORIGIN ?? location.origin
 const client = new SagewsClient(`${origin}/sockjs`)
+// 3-D plots are drawn by the sagews server's viewer page, not this site's
+setViewerOrigin(origin)
 let queue: Promise<unknown> = Promise.resolve()
 
 const runnerFor = (kernel: KernelKind, cache: boolean, language: Language | undefined): CellRunner => ({

@@ -1,5 +1,6 @@
 // HTML from a cell, shown in an `<iframe sandbox="allow-scripts" srcdoc>`: its scripts run in an opaque origin, so
 // they cannot reach the page, its cookies, its storage or its connection. The frame reports its height by postMessage.
+// A Sage 3-D scene goes the other way: posted into a frame of the 3-D viewer page, sandboxed the same.
 /** Tallest a frame may make itself (CSS px): its content is untrusted, and a larger one scrolls inside the frame. */
 export const MAX_FRAME_HEIGHT = 10_000
 
@@ -46,5 +47,38 @@ export const htmlFrame = (html: string, className: string): HTMLIFrameElement =>
   frame.title = "cell output"
   frame.srcdoc = `<!doctype html><html><head><meta charset="utf-8"><style>${FRAME_STYLE}</style><script>${FRAME_SIZE_SCRIPT}</script></head><body>${html}</body></html>`
   frames.add(frame)
+  return frame
+}
+
+/** The display MIME type of a Sage 3-D scene (src/worker/sagedisplay.py): its data is the scene as JSON text. */
+export const THREEJS_MIME = "application/vnd.sagews.threejs+json"
+
+/** The 3-D viewer's height (CSS px); it is as wide as the output. */
+export const THREEJS_FRAME_HEIGHT = 400
+
+/**
+ * Where the 3-D viewer (static/three/viewer.html) is: on the page, its own server; an embed on another site sets the
+ * sagews server's origin (the one it connects to) with `setViewerOrigin`.
+ */
+let viewerOrigin = ""
+export const setViewerOrigin = (origin: string): void => {
+  viewerOrigin = origin.replace(/\/+$/, "")
+}
+
+/**
+ * A sandboxed frame of the 3-D viewer drawing `scene`. The viewer is a page of the sagews server, but with
+ * allow-scripts alone its origin is opaque, as an HTML output's is: the scene, untrusted, is posted to it (to "*",
+ * the only target an opaque origin has) each time it loads, and the viewer reads it as data, never as markup.
+ */
+export const threejsFrame = (scene: string, className: string): HTMLIFrameElement => {
+  const frame = document.createElement("iframe")
+  frame.className = className
+  frame.setAttribute("sandbox", "allow-scripts")
+  frame.setAttribute("referrerpolicy", "no-referrer")
+  frame.title = "3-D plot: drag to rotate, scroll to zoom"
+  // a fixed size (the scene has no height of its own); set here, as cell.css has no rule for it
+  Object.assign(frame.style, { display: "block", width: "100%", height: `${THREEJS_FRAME_HEIGHT}px`, border: "0", margin: "0.4rem 0" })
+  frame.addEventListener("load", () => frame.contentWindow?.postMessage(scene, "*"))
+  frame.src = `${viewerOrigin}/three/viewer.html`
   return frame
 }

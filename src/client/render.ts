@@ -1,10 +1,11 @@
 // Renders execution output into the DOM as it streams: stdout/stderr text, rich display (image/png, text/html in a
-// sandboxed frame, text/latex through KaTeX, text/plain), errors with traceback, and interact controls with their
-// own output area. Output is untrusted (a cell's, or a forged cached result): only text/html is markup, and it never
-// enters this document; everything else goes in as text.
+// sandboxed frame, a Sage 3-D scene in the sandboxed 3-D viewer, text/latex through KaTeX, text/plain), errors with
+// traceback, and interact controls with their own output area. Output is untrusted (a cell's, or a forged cached
+// result): only text/html is markup, and it never enters this document; a 3-D scene is data for the viewer's frame;
+// everything else goes in as text.
 import katex from "katex"
 import type { Control } from "../protocol/worker.ts"
-import { htmlFrame } from "./frame.ts"
+import { htmlFrame, THREEJS_MIME, threejsFrame } from "./frame.ts"
 import type { OutputMsg } from "./types.ts"
 
 export type OnInteract = (interact: string, control: string, value: string | number | boolean) => void
@@ -94,6 +95,8 @@ const renderDisplay = (data: Record<string, string>): HTMLElement => {
     img.alt = data["text/plain"] ?? "plot"
     return img
   }
+  const scene = data[THREEJS_MIME]
+  if (scene !== undefined) return threejsFrame(scene, "out-threejs")
   const html = data["text/html"]
   if (html !== undefined) return htmlFrame(html, "out-html")
   const latex = data["text/latex"]
