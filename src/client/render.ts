@@ -1,4 +1,4 @@
-// Renders execution output into the DOM as it streams: stdout/stderr text, rich display (image/png, text/html in a
+// Renders execution output into the DOM as it streams: stdout/stderr text, rich display (image/png or /gif, text/html in a
 // sandboxed frame, a Sage 3-D scene in the sandboxed 3-D viewer, text/latex through KaTeX, text/plain), errors with
 // traceback, and interact controls with their own output area. Output is untrusted (a cell's, or a forged cached
 // result): only text/html is markup, and it never enters this document; a 3-D scene is data for the viewer's frame;
@@ -87,11 +87,14 @@ export class OutputArea {
   }
 }
 
+/** base64 pictures a display may be, shown as an <img> (an animation is a GIF) */
+const PICTURES = ["image/png", "image/gif", "image/jpeg"] as const
+
 const renderDisplay = (data: Record<string, string>): HTMLElement => {
-  const png = data["image/png"]
-  if (png !== undefined) {
+  const picture = PICTURES.find((mime) => data[mime] !== undefined)
+  if (picture !== undefined) {
     const img = el("img", "out-image")
-    img.src = `data:image/png;base64,${png}`
+    img.src = `data:${picture};base64,${data[picture] ?? ""}`
     img.alt = data["text/plain"] ?? "plot"
     return img
   }

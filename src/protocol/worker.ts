@@ -156,7 +156,7 @@ export const Done = z.discriminatedUnion("status", [
 export const OutputMessage = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("stdout"), text: z.string().describe("as printed, streamed line by line") }).describe("Standard output."),
   z.object({ kind: z.literal("stderr"), text: z.string().describe("as printed, streamed line by line") }).describe("Standard error."),
-  z.object({ kind: z.literal("display"), data: z.record(z.string(), z.string()).describe("MIME type → data: `text/plain` always; `text/latex`, `text/html`, `image/png` (base64)") })
+  z.object({ kind: z.literal("display"), data: z.record(z.string(), z.string()).describe("MIME type → data: `text/plain` always; `text/latex`, `text/html`, `image/png` and `image/gif` (an animation; base64), `application/vnd.sagews.threejs+json` (a 3-D scene, JSON text)") })
     .describe("A value to show: a cell's last expression, `show(...)`, a plot."),
   z.object({
     kind: z.literal("error"),

@@ -41,6 +41,7 @@ const htmlFrame = (html: string): string =>
 /** A rich output's MIME bundle, by the first type this page shows, safest and richest first. */
 const RICH: ReadonlyArray<readonly [string, (data: string) => string]> = [
   ["image/png", (d) => image("image/png", d)],
+  ["image/gif", (d) => image("image/gif", d)],
   ["image/jpeg", (d) => image("image/jpeg", d)],
   // an SVG as an <img> is a picture: no script in it runs
   ["image/svg+xml", (d) => `<img alt="" src="data:image/svg+xml;base64,${Buffer.from(d, "utf8").toString("base64")}">`],

@@ -1,12 +1,12 @@
 # Sage's rich output, as its Jupyter kernel has it (BackendIPythonNotebook), with what a sagews page shows in place of
-# what needs Jupyter's front end: typeset LaTeX as text/latex (the page typesets it with KaTeX) rather than HTML for
+# what needs Jupyter's front end: animations as image/gif rather than HTML, typeset LaTeX as text/latex (the page typesets it with KaTeX) rather than HTML for
 # MathJax, and three.js scenes as data for the page's own 3-D viewer (static/three/) rather than inline scripts.
 import json
 import math
 import re
 
 from sage.repl.rich_output.backend_ipython import BackendIPythonNotebook
-from sage.repl.rich_output.output_catalog import OutputHtml, OutputLatex, OutputSceneThreejs
+from sage.repl.rich_output.output_catalog import OutputHtml, OutputImageGif, OutputLatex, OutputSceneThreejs
 
 # Sage's LaTeX for display starts with its own macro definitions; KaTeX knows \newcommand, but not inside $$…$$.
 _DOLLARS = re.compile(r"^\s*\$\$?|\$\$?\s*$")
@@ -77,6 +77,9 @@ class Backend(BackendIPythonNotebook):
             scene = threejs_scene(rich_output.html.get_str())
             plain = {"text/plain": plain_text.text.get_str()}
             return ({THREEJS_MIME: scene, **plain} if scene is not None else plain), metadata
+        if isinstance(rich_output, OutputImageGif):
+            # an animation: Sage's notebook wraps it in an <img> of HTML; as a picture it is one in every client
+            return {"image/gif": rich_output.gif.get(), "text/plain": plain_text.text.get_str()}, metadata
         return data, metadata
 
     def threejs_offline_scripts(self):

@@ -44,7 +44,7 @@ describe("a sage session is Sage's shell", () => {
     await s.execute("%display None")
   })
 
-  it("typesets show() once, with no text line beside it; graphics are images only; html() is HTML", async () => {
+  it("typesets show() once, with no text line beside it; graphics and animations are images only; html() is HTML", async () => {
     const shown = await s.execute("show(x^2/2)")
     expect(text(shown)).toBe("")
     expect(displays(shown)).toEqual([{ "text/latex": expect.stringContaining("\\frac{1}{2} \\, x^{2}"), "text/plain": "1/2*x^2" }])
@@ -53,6 +53,10 @@ describe("a sage session is Sage's shell", () => {
     expect(displays(plotted)).toHaveLength(1)
     expect(Buffer.from(displays(plotted)[0]?.["image/png"] ?? "", "base64").subarray(1, 4).toString()).toBe("PNG")
     expect(displays(await s.execute("html('<b>bold</b>')"))[0]?.["text/html"]).toContain("<b>bold</b>")
+    // an animation is one GIF picture, not HTML around one
+    const animated = displays(await s.execute("animate([plot(sin(x + k), (x, 0, 6)) for k in [0, 1, 2]])"))
+    expect(animated).toEqual([{ "image/gif": expect.any(String), "text/plain": "Animation with 3 frames" }])
+    expect(Buffer.from(animated[0]?.["image/gif"] ?? "", "base64").subarray(0, 6).toString()).toMatch(/^GIF8[79]a$/)
   })
 
   it("answers obj? with the docstring, obj?? with the source, and help(obj)", async () => {
