@@ -97,12 +97,18 @@ describe("a stateless run under faults", () => {
     expect(printed(reply)).toEqual(["42"])
   })
 
-  it("sent at once to two live backends with the same X-Request-Id runs once: one answers it, the other says so", async () => {
+  it("sent at once to two live backends with the same X-Request-Id runs once: one answers it, the other says so (or, had it ended, gives the same run)", async () => {
     const headers = { "x-request-id": `twice-${Date.now()}` }
     const [a, b] = [...alive]
     const replies = (await Promise.all([execute(stack.backendUrl(a!), STAMPED, headers), execute(stack.backendUrl(b!), STAMPED, headers)])).map((r) => r.reply)
-    expect(replies.map((r) => r.status).sort()).toEqual(["failed", "ok"])
-    expect(replies.find((r) => r.status === "failed")?.message).toMatch(/running through another backend|running on this backend already/)
+    const failed = replies.filter((r) => r.status !== "ok")
+    if (failed.length > 0) {
+      expect(replies.map((r) => r.status).sort()).toEqual(["failed", "ok"])
+      expect(failed[0]?.message).toMatch(/running through another backend|running on this backend already/)
+    } else {
+      // a loaded machine may deliver the second only after the run ended: then it answers with that same run
+      expect(printed(replies[1]!)).toEqual(printed(replies[0]!))
+    }
     // and it ran once: the same id again, now that it ended, answers with that run
     const again = await execute(stack.backendUrl(a!), STAMPED, headers)
     expect(printed(again.reply)).toEqual(printed(replies.find((r) => r.status === "ok")!))
