@@ -53,9 +53,6 @@ export const htmlFrame = (html: string, className: string): HTMLIFrameElement =>
 /** The display MIME type of a Sage 3-D scene (src/worker/sagedisplay.py): its data is the scene as JSON text. */
 export const THREEJS_MIME = "application/vnd.sagews.threejs+json"
 
-/** The 3-D viewer's height (CSS px); it is as wide as the output. */
-export const THREEJS_FRAME_HEIGHT = 400
-
 /**
  * Where the 3-D viewer (static/three/viewer.html) is: on the page, its own server; an embed on another site sets the
  * sagews server's origin (the one it connects to) with `setViewerOrigin`.
@@ -76,8 +73,6 @@ export const threejsFrame = (scene: string, className: string): HTMLIFrameElemen
   frame.setAttribute("sandbox", "allow-scripts")
   frame.setAttribute("referrerpolicy", "no-referrer")
   frame.title = "3-D plot: drag to rotate, scroll to zoom"
-  // a fixed size (the scene has no height of its own); set here, as cell.css has no rule for it
-  Object.assign(frame.style, { display: "block", width: "100%", height: `${THREEJS_FRAME_HEIGHT}px`, border: "0", margin: "0.4rem 0" })
   frame.addEventListener("load", () => frame.contentWindow?.postMessage(scene, "*"))
   frame.src = `${viewerOrigin}/three/viewer.html`
   return frame
