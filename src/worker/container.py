@@ -34,6 +34,8 @@ MS_RDONLY = 1
 MS_NOSUID = 2
 MS_NODEV = 4
 MS_NOEXEC = 8
+MS_REMOUNT = 32
+MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_PRIVATE = 1 << 18
 
@@ -49,6 +51,10 @@ PRIVATE_RUN = "/run"
 PRIVATE_COPIES = ("/var/cache/sympow/datafiles",)
 # What a session has no business reading: the cgroup tree of the host (other sessions' names and usage).
 HIDDEN = ("/sys/fs/cgroup",)
+# Where a session sees, read-only, the host directory of what its forkserver built once for every session (spec
+# "shared": the GAP workspace, kernel.py). Inside the session's own /run, which is root's: nothing there is the
+# session's to replace.
+SHARED = "/run/shared"
 HOSTNAME = b"sagews"
 # The reaper that holder and init exec (src/worker/reaper.c), compiled by `npm run setup` (src/setup/setup.mjs).
 REAPER = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../build/sagews-reaper"))
@@ -195,6 +201,8 @@ def host_pids():
 
 def view(spec):
     """The private filesystem view, built by the main process while still root, before it takes its uid."""
+    # opened before any mount below can hide it (a data directory in /tmp, say); bound once /run is the session's
+    shared = os.open(spec["shared"], os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) if spec.get("shared") and os.path.isdir(spec["shared"]) else None
     _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing mounted here reaches the host, and nothing back
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)  # our pid namespace's processes only
     tmp = f"size={int(spec['tmpMiB'])}m,nr_inodes={int(spec['inodes'])},mode=1777"
@@ -204,6 +212,9 @@ def view(spec):
     _mount("tmpfs", PRIVATE_RUN, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, f"size={int(spec['tmpMiB'])}m,nr_inodes={int(spec['inodes'])},mode=0755")
     os.mkdir(os.path.join(PRIVATE_RUN, "lock"))
     os.chmod(os.path.join(PRIVATE_RUN, "lock"), 0o1777)
+    if shared is not None:
+        _bind_read_only(f"/proc/self/fd/{shared}", SHARED)
+        os.close(shared)
     for path in PRIVATE_COPIES:
         if os.path.isdir(path):
             _private_copy(path)
@@ -212,6 +223,13 @@ def view(spec):
         if os.path.isdir(path):
             _mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,nr_inodes=16,mode=0755")
     libc.sethostname(HOSTNAME, len(HOSTNAME))
+
+
+def _bind_read_only(source, target):
+    os.mkdir(target, 0o755)
+    _mount(source, target, None, MS_BIND)
+    # a bind mount takes flags only from a remount; the session cannot undo them (no mount syscall, no capability)
+    _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
 
 
 def _private_copy(path):

@@ -48,6 +48,13 @@ export class KernelConn {
  */
 export const CONTAINED_HOME = "/home/sagews"
 
+/**
+ * What a sage forkserver builds once for every session of the data directory: the GAP workspace that each session's
+ * GAP starts from (in `gap/`, kernel.py). The forkserver's, 0755, its files 0644: a session reads it (contained, at
+ * /run/shared, read-only: container.py) and writes its own workspace, if it saves one, in its home.
+ */
+export const sharedDirOf = (config: Pick<WorkerConfig, "dataDir">): string => join(config.dataDir, "shared")
+
 /** What every session container of a forkserver shares (container.py: view, hold). */
 export interface ContainSpec {
   readonly network: "isolated" | "host"
@@ -59,12 +66,14 @@ export interface ContainSpec {
   readonly inodes: number
   /** host directories a session must not see (the data directory: secrets, sockets, logs) */
   readonly hide: ReadonlyArray<string>
+  /** the host directory a session sees read-only at /run/shared, though it is in a hidden one (sharedDirOf) */
+  readonly shared: string
 }
 
 /** What every container of a worker shares: its network mode, its private filesystems, what it hides. */
 export const containSpecOf = (config: WorkerConfig): ContainSpec => {
   const { home, tmp, inodes } = config.disk
-  return { network: config.network, home: CONTAINED_HOME, homeMiB: home, tmpMiB: tmp, inodes, hide: [config.dataDir] }
+  return { network: config.network, home: CONTAINED_HOME, homeMiB: home, tmpMiB: tmp, inodes, hide: [config.dataDir], shared: sharedDirOf(config) }
 }
 
 /** The children of a process, from /proc (empty when it has none, or is gone). */
@@ -162,7 +171,7 @@ export class KernelPool {
     const home = this.containers?.spec.home ?? join(this.config.dataDir, "run", `${this.config.id.replace(/[^\w.-]/g, "_")}.${this.kind}.home`)
     if (this.containers === undefined) mkdirSync(home, { recursive: true, mode: 0o700 })
     const contain = this.containers !== undefined ? ["--contain", JSON.stringify(this.containers.spec)] : []
-    const python = [this.config.python, FORKSERVER_PY, "--kind", this.kind, "--socket", this.socketPath, ...contain]
+    const python = [this.config.python, FORKSERVER_PY, "--kind", this.kind, "--socket", this.socketPath, "--shared", sharedDirOf(this.config), ...contain]
     // As root the forkserver is init of its own pid namespace (and, isolated, of a network namespace with only a
     // loopback that is down): when it dies, the kernel kills everything in it, orphans of user code included;
     // setpriv --pdeathsig ties the namespace to the worker's life even when the worker is SIGKILLed.
@@ -232,6 +241,11 @@ export class KernelPool {
         log("info", `${this.kind} forkserver ready`, { importMs: message["importMs"], warmMs: message["warmMs"] })
         this.readyWaiters.splice(0).forEach((resolve) => resolve())
         this.topUp()
+        return
+      case "gapWorkspace":
+        // built in the background after ready (forkserver.py); until then a session's GAP builds its own, as Sage does
+        if (message["ok"] === true) log("info", `${this.kind} forkserver: GAP workspace ready`, { path: message["path"], builtMs: message["ms"] })
+        else log("warn", `${this.kind} forkserver: the GAP workspace could not be built; each session's GAP builds its own`, { path: message["path"] })
         return
       case "exited": {
         const tag = message["tag"]

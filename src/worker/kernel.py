@@ -1,6 +1,7 @@
 # Session kernel: what a forked child of the forkserver runs. Connects to the worker, waits for its sandbox
 # setup, applies it (sandbox.py), then runs cells in its shell (shell.py) as a notebook does, output streamed.
 import ast
+import functools
 import gc
 import io
 import json
@@ -11,6 +12,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 import traceback
 
 import container
@@ -34,8 +36,9 @@ BASE_NS = {}
 SKELETON = []
 
 
-def load(kind):
-    """Runs once in the forkserver: the expensive imports every session then shares, and the shell that runs cells."""
+def load(kind, gap_workspaces=None):
+    """Runs once in the forkserver: the expensive imports every session then shares, and the shell that runs cells.
+    `gap_workspaces`: the directory where sessions see the GAP workspace the forkserver builds for them (sage)."""
     global KIND, SHELL, BASE_NS
     KIND = kind
     os.environ.setdefault("MPLBACKEND", "Agg")
@@ -48,6 +51,8 @@ def load(kind):
 
     if kind == "sage":
         SHELL = shell.sage_shell()
+        if gap_workspaces is not None:
+            _gap_from_shared(gap_workspaces)
     else:
         SHELL = shell.python_shell()
         SHELL.run_cell("import math\nimport numpy as np\nimport sympy\nfrom sympy import *\nimport matplotlib.pyplot as plt\nx, y, z, t = symbols('x y z t')", store_history=False)
@@ -74,6 +79,85 @@ def warm():
     gc.collect()
     gc.freeze()
     SKELETON.extend(container.skeleton(os.environ["HOME"]))
+
+
+def gap_workspace(directory):
+    """The GAP workspace's path in `directory`: the name Sage gives a session's own (its hash names GAP's install)."""
+    from sage.interfaces.gap_workspace import gap_workspace_file
+
+    return gap_workspace_file(dir=directory)
+
+
+def gap_workspace_fresh(directory):
+    """Whether the workspace in `directory` is there and newer than GAP's library and packages: Sage's own test."""
+    from sage.libs.gap.saved_workspace import timestamp
+
+    try:
+        return os.path.getmtime(gap_workspace(directory)) >= timestamp()
+    except OSError:
+        return False
+
+
+def build_gap_workspace(directory):
+    """Builds the GAP workspace in `directory` as Sage's gap_reset_workspace() builds a session's own (GAP started from
+    scratch, every installed package loaded, SaveWorkspace), into a temporary file renamed over the old one once
+    complete: a session that starts GAP meanwhile finds the old one, or none. Runs in a child of the forkserver, which
+    exits when done (forkserver.py: build_in_background): what it changes of Sage's is its own."""
+    from sage.interfaces import gap as gap_interface
+
+    path = gap_workspace(directory)
+    # what a killed build left (Sage's atomic_write names its temporary files tmp*), or another GAP install's workspace
+    for name in os.listdir(directory):
+        other = os.path.join(directory, name)
+        if other != path and os.path.isfile(other) and time.time() - os.lstat(other).st_mtime > 600:
+            os.unlink(other)
+    gap_interface.WORKSPACE = path
+    # Sage would start its sage-cleaner daemon to kill the GAP if this process died first; it would outlive the build
+    # (and, not contained, the forkserver). Killed, this process closes GAP's pty, and GAP ends on that hangup.
+    gap_interface.Gap._do_cleaner = lambda self: False
+    gap_interface.gap_reset_workspace()
+    info = os.stat(path)
+    if info.st_uid != os.geteuid() or info.st_mode & 0o777 != 0o644:
+        raise RuntimeError(f"{path} is not 0644 and ours after its build")
+
+
+def _gap_from_shared(directory):
+    """Every session's GAP (Sage's `gap`, and any Gap()) starts from the workspace in `directory` that the forkserver
+    built (build_gap_workspace), which the session reads and cannot write: in ~0.2 s, not the ~2 s in which Sage,
+    finding no workspace in the session's new home, starts GAP from scratch and saves one there (50 MB of the home).
+    Sage's own way is kept when the session has a workspace of its own (it ran gap.save_workspace() or
+    gap_reset_workspace(): those write in its home, and its GAP then starts from it, as in Sage), and when the shared
+    one is not there yet (the forkserver builds it in the background once it is ready) or is stale."""
+    from sage.interfaces import gap as gap_interface
+
+    shared = gap_workspace(directory)
+    sage_start = gap_interface.Gap._start
+
+    @functools.wraps(sage_start)
+    def _start(self):
+        self.quit()  # as Sage's _start does first: the command can change only while GAP is not running
+        own = gap_interface.WORKSPACE
+        command = getattr(self, "_sagews_command", None) or self.command()
+        flag = f" -L {own} "
+        if flag not in command:
+            return sage_start(self)  # an instance that loads no workspace (gap_reset_workspace's own)
+        self._sagews_command = command
+        if not os.path.exists(own) and gap_workspace_fresh(directory):
+            # Sage's _start touches the workspace it loads (os.utime, so that its clean-up keeps it) and, when that
+            # fails, builds a new one at that path: the shared one is read-only for the session, so this start skips
+            # that step of Sage's (the instance's workspace cache; freshness is checked here instead) and loads it.
+            self.set_server_and_command(command=command.replace(flag, f" -L {shared} "))
+            self._Gap__use_workspace_cache = False
+            try:
+                return sage_start(self)
+            except RuntimeError:
+                pass  # GAP did not start from it: Sage's own way, below
+        self.set_server_and_command(command=command)
+        self._Gap__use_workspace_cache = True
+        return sage_start(self)
+
+    gap_interface.Gap._start = _start
+    gap_workspace_fresh(directory)  # imports what that test needs, here in the forkserver
 
 
 class Channel:

@@ -2,6 +2,9 @@
 // its state in the session's own home, runs under the session's uid, is interrupted with the cell, ends with the
 // session, and two sessions' interfaces never share state.
 import { spawnSync } from "node:child_process"
+import { createHash } from "node:crypto"
+import { readdirSync, readFileSync, statSync } from "node:fs"
+import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import type { OutputMessage } from "../../src/protocol/worker.ts"
 import type { ClientSession, WorkerClient } from "../../src/wire/client.ts"
@@ -38,6 +41,11 @@ const INTERFACES: ReadonlyArray<Interface> = [
   { name: "r", program: "R", compute: "r('sum(1:10)')", expected: "[1] 55", spin: "r.eval('while (TRUE) {}')", set: "r.eval('shared_probe <- 17')", probe: "print(r.eval('exists(\"shared_probe\")'))", answers: ["[1] TRUE", "[1] FALSE"] },
 ]
 
+/** Where a session sees the GAP workspace its forkserver built (container.py SHARED, kernel.py). */
+const SHARED_GAP = "/run/shared/gap"
+/** The command line of the session's GAP: what it was started with. */
+const GAP_COMMAND = "print(open('/proc/%d/cmdline' % gap._expect.pid).read().replace(chr(0), ' '))"
+
 const installed = (program: string): boolean => spawnSync("sh", ["-c", `command -v ${program}`]).status === 0
 const RANGE = { first: 255_000, last: 255_999 }
 
@@ -48,6 +56,8 @@ describe("Sage's interfaces in sessions", () => {
   let b: ClientSession
   beforeAll(async () => {
     worker = await startTestWorker({ uidRange: RANGE, kernels: ["sage"], pool: 2 })
+    // built once in the background after the forkserver is ready; a GAP started before it builds its own, as Sage does
+    await worker.waitForLog(/GAP workspace ready/, 60_000)
     client = await worker.connect()
     a = await client.open("sage")
     b = await client.open("sage")
@@ -81,6 +91,81 @@ describe("Sage's interfaces in sessions", () => {
       expect(text(await b.execute(i.probe)).trim()).toBe(i.answers[1])
     })
   }
+
+  describe("GAP's workspace, built once by the forkserver", () => {
+    /** the workspace on the host (the test runs as root), with its hash: the same before and after what sessions try */
+    const shared = (): { path: string; sha: string; mtimeMs: number } => {
+      const dir = join(worker.dataDir, "shared", "gap")
+      const name = readdirSync(dir).find((n) => n.startsWith("gap-workspace-"))
+      if (name === undefined) throw new Error(`no workspace in ${dir}`)
+      const path = join(dir, name)
+      return { path, sha: createHash("sha256").update(readFileSync(path)).digest("hex"), mtimeMs: statSync(path).mtimeMs }
+    }
+
+    it("is where every session's GAP starts from, and is root's and read-only", async () => {
+      const host = shared()
+      expect(statSync(host.path).uid).toBe(0)
+      expect(statSync(host.path).mode & 0o7777).toBe(0o644)
+      expect(statSync(join(worker.dataDir, "shared", "gap")).mode & 0o7777).toBe(0o755)
+      const seen = `${SHARED_GAP}/${host.path.split("/").at(-1)}`
+      for (const s of [a, b]) {
+        expect(value(await s.execute("gap('Size(SymmetricGroup(5))')"))).toBe("120")
+        expect(text(await s.execute(GAP_COMMAND))).toContain(` -L ${seen} `)
+        // the session built no workspace of its own in its home
+        expect(value(await s.execute("import glob, os\nglob.glob(os.path.expanduser('~/.sage/gap/*workspace*'))"))).toBe("[]")
+      }
+      expect(value(await a.execute(`s = os.stat('${seen}')\n(s.st_uid, oct(s.st_mode & 0o7777), os.access('${seen}', os.W_OK))`))).toBe("(0, '0o644', False)")
+    })
+
+    it("cannot be changed, replaced or removed by a session; the next session's GAP still starts from it", async () => {
+      const before = shared()
+      const seen = `${SHARED_GAP}/${before.path.split("/").at(-1)}`
+      const attempts = [
+        `open('${seen}', 'r+b').write(b'x')`,
+        `open('${seen}', 'ab').write(b'x')`,
+        `os.utime('${seen}')`,
+        `os.chmod('${seen}', 0o666)`,
+        `os.unlink('${seen}')`,
+        `os.rename('${seen}', '${seen}.old')`,
+        `open(os.path.expanduser('~/w'), 'wb').write(b'not a workspace'); os.replace(os.path.expanduser('~/w'), '${seen}')`,
+        `open('${SHARED_GAP}/mine', 'wb')`,
+        `os.symlink('/etc/passwd', '${SHARED_GAP}/mine')`,
+        `os.rmdir('${SHARED_GAP}')`,
+        `os.rename('${SHARED_GAP}', os.path.expanduser('~/gap'))`,
+        // the mount point, in the session's /run (root's), beside /run/lock (the session's to write)
+        "os.rmdir('/run/shared')",
+        "os.rename('/run/shared', '/run/lock/shared')",
+        "os.mkdir('/run/lock/mine'); os.rename('/run/lock/mine', '/run/shared')",
+      ]
+      const code = `import errno\nfor attempt in ${JSON.stringify(attempts)}:\n    try:\n        exec(attempt)\n        print('CHANGED', attempt)\n    except OSError as e:\n        print(errno.errorcode[e.errno])`
+      const out = text(await a.execute(code)).trim().split("\n")
+      expect(out).toHaveLength(attempts.length)
+      // EXDEV: a file of the session's home cannot be renamed over it either
+      for (const line of out) expect(["EROFS", "EACCES", "EPERM", "EBUSY", "EXDEV"]).toContain(line)
+      const after = shared()
+      expect(after.sha).toBe(before.sha)
+      expect(after.mtimeMs).toBe(before.mtimeMs)
+      const c = await client.open("sage")
+      try {
+        expect(value(await c.execute("gap('Size(SymmetricGroup(5))')"))).toBe("120")
+        expect(text(await c.execute(GAP_COMMAND))).toContain(` -L ${seen} `)
+      } finally {
+        await c.close()
+      }
+    })
+
+    it("a session that saves its own workspace writes it in its home and starts from it; no other session does", async () => {
+      const before = shared()
+      const seen = `${SHARED_GAP}/${before.path.split("/").at(-1)}`
+      await a.execute("gap.eval('saved_probe := 17;')\ngap.save_workspace()\ngap.quit()")
+      expect(text(await a.execute("print(gap.eval('IsBoundGlobal(\"saved_probe\");'))")).trim()).toBe("true")
+      expect(text(await a.execute(GAP_COMMAND))).toContain(" -L /home/sagews/.sage/gap/gap-workspace-")
+      await b.execute("gap.quit()")
+      expect(text(await b.execute("print(gap.eval('IsBoundGlobal(\"saved_probe\");'))")).trim()).toBe("false")
+      expect(text(await b.execute(GAP_COMMAND))).toContain(` -L ${seen} `)
+      expect(shared().sha).toBe(before.sha)
+    })
+  })
 
   it("writes the interfaces' files in the session's home, runs them as its uid, and ends them with it", async () => {
     const files = value(await a.execute("import os\nsorted(os.listdir(os.path.expanduser('~/.sage')))"))
