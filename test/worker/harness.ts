@@ -40,6 +40,8 @@ export const startTestWorker = async (
   const main = [process.execPath, WORKER_MAIN, "--data", dataDir, "--port", String(port), "--config", join(dataDir, "worker.json")]
   const [command, ...args] = asUid === undefined ? main : ["setpriv", `--reuid=${asUid}`, `--regid=${asUid}`, "--clear-groups", "--", ...main]
   const proc = spawn(command ?? process.execPath, args, {
+    // a cwd that no session sees (their /tmp is their own), as a checkout in /tmp is: nothing may depend on it
+    cwd: dataDir,
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, SAGEWS_TEST_SECRET_ENV: "hunter2-must-not-leak", MPLCONFIGDIR: join(tmpdir(), "sagews-test-matplotlib") },
   })
