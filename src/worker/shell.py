@@ -10,6 +10,7 @@ from IPython.core.displaypub import DisplayPublisher
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
 
+import expectinterrupt
 import rinterrupt
 
 _emit = None
@@ -124,4 +125,5 @@ def sage_shell():
     shell = Shell.instance(config=_config())
     SageCustomizations(shell)
     rinterrupt.install()
+    expectinterrupt.install()
     return shell

@@ -1,6 +1,6 @@
-// Every interface Sage has on this machine (GAP, PARI/gp, Maxima, Singular, R) inside a session: it computes, writes
-// its state in the session's own home, runs under the session's uid, is interrupted with the cell, ends with the
-// session, and two sessions' interfaces never share state.
+// Every interface Sage has on this machine (GAP, PARI/gp, Maxima, Singular, R, ECL as lisp, Giac) inside a session:
+// it computes, writes its state in the session's own home, runs under the session's uid, is interrupted with the cell,
+// ends with the session, and two sessions' interfaces never share state.
 import { spawnSync } from "node:child_process"
 import { createHash } from "node:crypto"
 import { readdirSync, readFileSync, statSync } from "node:fs"
@@ -39,6 +39,8 @@ const INTERFACES: ReadonlyArray<Interface> = [
   { name: "maxima", program: "maxima-sage", compute: "maxima('integrate(x^2, x)')", expected: "x^3/3", spin: "maxima.eval('while true do 1')", set: "maxima.eval('shared_probe: 17')", probe: "print(maxima.eval('integerp(shared_probe)'))", answers: ["true", "false"] },
   { name: "singular", program: "Singular", compute: "singular('2^10')", expected: "1024", spin: "singular.eval('while (1) {}')", set: "singular.eval('int shared_probe = 17;')", probe: "print(singular.eval('defined(shared_probe);'))", answers: ["1", "0"] },
   { name: "r", program: "R", compute: "r('sum(1:10)')", expected: "[1] 55", spin: "r.eval('while (TRUE) {}')", set: "r.eval('shared_probe <- 17')", probe: "print(r.eval('exists(\"shared_probe\")'))", answers: ["[1] TRUE", "[1] FALSE"] },
+  { name: "lisp", program: "ecl", compute: "lisp('(+ 1 2)')", expected: "3", spin: "lisp.eval('(loop)')", set: "lisp.eval('(defvar *shared-probe* 17)')", probe: "print(lisp.eval('(boundp (quote *shared-probe*))'))", answers: ["T", "NIL"] },
+  { name: "giac", program: "giac", compute: "giac('factor(x^2-1)')", expected: "(x-1)*(x+1)", spin: "giac.eval('while(true){}')", set: "giac.eval('shared_probe:=17')", probe: "print(giac.eval('type(shared_probe)'))", answers: ["integer", "identifier"] },
 ]
 
 /** Where a session sees the GAP workspace its forkserver built (container.py SHARED, kernel.py). */
