@@ -63,7 +63,7 @@ export const fillMenu = (select: HTMLSelectElement, kernel: KernelKind): void =>
 }
 
 /** languages a first line `%%name` (or `%name`) names: what the kernel runs through Sage's interfaces, and HTML */
-const FIRST_LINE = /^%%?(gap|gp|maxima|singular|r|octave|html)[ \t]*\n/
+const FIRST_LINE = new RegExp(`^%%?(${LANGUAGES.filter((l) => !kernelReads(l)).join("|")})[ \\t]*\\n`)
 
 /**
  * Code kept as text alone, read back as a cell: a first line that names a language the kernel runs (Sage's interfaces
@@ -82,4 +82,4 @@ export const namedLanguage = (text: string, kernel: KernelKind): { code: string;
  * Python cell in a Sage kernel has no such line and goes as it is.
  */
 export const selfNaming = (code: string, language: Language | undefined, kernel: KernelKind): string =>
-  language === undefined || language === kernel || language === "sage" || language === "python" ? code : `%%${language}\n${code}`
+  language === undefined || language === kernel || kernelReads(language) ? code : `%%${language}\n${code}`

@@ -5,6 +5,7 @@ import { chown, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promis
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { expect } from "vitest"
+import type { OutputMessage } from "../../src/protocol/worker.ts"
 import { WorkerClient } from "../../src/wire/client.ts"
 import { ensureWorkerSecret } from "../../src/wire/secret.ts"
 import { listProcesses } from "../../src/worker/uids.ts"
@@ -151,3 +152,18 @@ export const NO_LEFTOVERS: Leftovers = { uidProcesses: [], zombies: [], homes: [
 
 export const text = (messages: ReadonlyArray<{ kind: string }>, kind: "stdout" | "stderr" = "stdout"): string =>
   messages.flatMap((m) => (m.kind === kind && "text" in m ? [String(m.text)] : [])).join("")
+
+type Display = Extract<OutputMessage, { kind: "display" }>
+
+/** Each display's MIME bundle, in order. */
+export const displays = (messages: ReadonlyArray<OutputMessage>): Array<Display["data"]> =>
+  messages.filter((m): m is Display => m.kind === "display").map((m) => m.data)
+
+/** The text of the last display: the cell's value, as Sage prints it. */
+export const value = (messages: ReadonlyArray<OutputMessage>): string | undefined => displays(messages).at(-1)?.["text/plain"]
+
+/** How the execution ended (its last message, done). */
+export const status = (messages: ReadonlyArray<OutputMessage>): string | undefined => {
+  const done = messages.at(-1)
+  return done?.kind === "done" ? done.status : undefined
+}

@@ -6,17 +6,10 @@ import { createHash } from "node:crypto"
 import { readdirSync, readFileSync, statSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import type { OutputMessage } from "../../src/protocol/worker.ts"
 import type { ClientSession, WorkerClient } from "../../src/wire/client.ts"
 import { listProcesses } from "../../src/worker/uids.ts"
-import { settle, startTestWorker, stopAndCheck, type TestWorker, text } from "./harness.ts"
+import { settle, startTestWorker, status, stopAndCheck, type TestWorker, text, value } from "./harness.ts"
 
-const value = (messages: ReadonlyArray<OutputMessage>): string | undefined =>
-  messages.filter((m): m is Extract<OutputMessage, { kind: "display" }> => m.kind === "display").at(-1)?.data["text/plain"]
-const status = (messages: ReadonlyArray<OutputMessage>): string | undefined => {
-  const done = messages.at(-1)
-  return done?.kind === "done" ? done.status : undefined
-}
 
 interface Interface {
   readonly name: string

@@ -4,18 +4,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import type { OutputMessage } from "../../src/protocol/worker.ts"
 import type { ClientSession, WorkerClient } from "../../src/wire/client.ts"
-import { startTestWorker, stopAndCheck, type TestWorker, text } from "./harness.ts"
+import { displays, startTestWorker, status, stopAndCheck, type TestWorker, text, value } from "./harness.ts"
 
-type Display = Extract<OutputMessage, { kind: "display" }>
 type ErrorMessage = Extract<OutputMessage, { kind: "error" }>
-const displays = (messages: ReadonlyArray<OutputMessage>): Array<Display["data"]> =>
-  messages.filter((m): m is Display => m.kind === "display").map((m) => m.data)
-const value = (messages: ReadonlyArray<OutputMessage>): string | undefined => displays(messages).at(-1)?.["text/plain"]
 const errors = (messages: ReadonlyArray<OutputMessage>): Array<ErrorMessage> => messages.filter((m): m is ErrorMessage => m.kind === "error")
-const status = (messages: ReadonlyArray<OutputMessage>): string | undefined => {
-  const done = messages.at(-1)
-  return done?.kind === "done" ? done.status : undefined
-}
 
 describe("a sage session is Sage's shell", () => {
   let worker: TestWorker

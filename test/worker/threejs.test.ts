@@ -3,12 +3,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import type { OutputMessage } from "../../src/protocol/worker.ts"
 import type { ClientSession, WorkerClient } from "../../src/wire/client.ts"
-import { startTestWorker, stopAndCheck, type TestWorker, text } from "./harness.ts"
+import { displays, startTestWorker, stopAndCheck, type TestWorker, text } from "./harness.ts"
 
 const THREEJS = "application/vnd.sagews.threejs+json"
 type Display = Extract<OutputMessage, { kind: "display" }>
-const displays = (messages: ReadonlyArray<OutputMessage>): Array<Display["data"]> =>
-  messages.filter((m): m is Display => m.kind === "display").map((m) => m.data)
 
 interface Scene {
   options: { frame: boolean; projection: string }
