@@ -25,6 +25,9 @@ const uidOf = async (s: ClientSession): Promise<number> => Number(shown(await s.
 const processesOfUid = async (uid: number): Promise<Array<number>> => (await listProcesses()).filter((p) => p.uid === uid && p.state !== "Z").map((p) => p.pid)
 
 /** Median of three wall-clock timings (seconds) of a fixed CPU-bound computation in a session. */
+/** how much slower another user's work may be beside the spinners: a starved one is ~15x, a fair share ~1x */
+const FAIR_SHARE_BOUND = 4
+
 const workSeconds = async (s: ClientSession): Promise<number> => {
   const out = await s.execute("import time\nts = []\nfor _ in range(3):\n    t = time.perf_counter(); sum(i * i for i in range(1_500_000)); ts.append(time.perf_counter() - t)\nsorted(ts)[1]")
   return Number(shown(out))
@@ -122,14 +125,16 @@ describe("a session is one contained unit", () => {
     await Promise.all([b.close(), c.close()])
   })
 
-  it("thirty setsid spinners of one user leave another user's work within 2x of an idle machine", async () => {
+  it("thirty setsid spinners of one user leave another user's work within 4x of an idle machine, not starved", async () => {
     const [a, b] = await Promise.all([client.open("python", { user: "spinner" }), client.open("python", { user: "worker" })])
     const idle = await workSeconds(b)
     await a.execute("import subprocess\nfor _ in range(30):\n    subprocess.Popen(['sh', '-c', 'while :; do :; done'], start_new_session=True)")
     await new Promise((resolve) => setTimeout(resolve, 500))
     const busy = await workSeconds(b)
     await a.close()
-    expect(busy / idle, `idle ${idle.toFixed(3)} s, beside the spinners ${busy.toFixed(3)} s`).toBeLessThan(2)
+    // Starved (the kernel sharing CPU per process, not per session), B would get 2/31 of the cores: ~15x slower. Fair,
+    // it keeps a core: ~1x, but the rest of a CI run shares the machine between the two measures (2.07 seen once).
+    expect(busy / idle, `idle ${idle.toFixed(3)} s, beside the spinners ${busy.toFixed(3)} s`).toBeLessThan(FAIR_SHARE_BOUND)
     await b.close()
   })
 
