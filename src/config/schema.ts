@@ -1,6 +1,7 @@
 // The shape of sagews's configuration, validated with zod. Defaults live in conf/sagews.json, not here:
 // every field is required in the merged result, so a default missing from that file is a startup error.
 import { z } from "zod"
+import { RolesText } from "./roles.ts"
 
 const port = z.number({ error: "expected a port number" }).int("expected an integer port").min(1, "expected a port 1-65535").max(65535, "expected a port 1-65535")
 const positiveInt = z.number({ error: "expected a number" }).int("expected an integer").min(1, "expected an integer >= 1")
@@ -44,8 +45,15 @@ export const SignInProvider = z.strictObject({
 
 export const ConfigSchema = z.strictObject({
   $comment: z.string().optional(),
-  /** the host name stored with every log row; empty = os.hostname() */
+  /** the host name stored with every log row and naming this host in the cluster; empty = os.hostname() */
   host: z.string(),
+  /** what this host runs: all (one machine, the default), or a comma list of store, web and worker (--role) */
+  role: RolesText,
+  /**
+   * the address this host's components listen on for other hosts (PostgreSQL when postgres.listen, workers,
+   * backends); 127.0.0.1 keeps everything on this machine
+   */
+  address: z.string().regex(/^(\d{1,3}(\.\d{1,3}){3}|[0-9a-fA-F:]+)$/, "expected an IP address such as 10.0.0.5"),
   /** the address haproxy's front port binds (0.0.0.0 to serve other machines) */
   bind: z.string().min(1, "expected an address such as 127.0.0.1"),
   /** the front door: the only port a browser needs */
@@ -56,6 +64,11 @@ export const ConfigSchema = z.strictObject({
     url: z.string(),
     /** initdb --no-sync and fsync=off: for tests only, a crash of the machine can lose data */
     fastInit: z.boolean({ error: "expected true or false" }),
+    /**
+     * the own cluster listens on `address` too, for the other hosts: TLS (the cluster's CA) and scram-sha-256 only,
+     * a plain-text connection from another host is refused; false = loopback and the local socket only
+     */
+    listen: z.boolean({ error: "expected true or false" }),
   }),
   /** memcached listens on a unix socket in <data>/run/memcached/ (no port: nothing on the network reaches it) */
   cache: z.strictObject({
