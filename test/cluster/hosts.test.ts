@@ -2,6 +2,7 @@
 // cable parts one host and a restored one joins it again, and destroy, a thrown test, a crashed test process (the
 // exit safety net) and a killed one (sweepLeftovers) all leave no namespace, interface or process behind.
 import { execFileSync, spawn } from "node:child_process"
+import { readlinkSync, realpathSync } from "node:fs"
 import { connect } from "node:net"
 import { networkInterfaces } from "node:os"
 import { fileURLToPath, pathToFileURL } from "node:url"
@@ -119,6 +120,11 @@ describe("five test hosts on one bridge", () => {
       expect(ip("-n", h.ns, "route", "show", "default")).toBe("")
       expect(ip("-n", h.ns, "-6", "route", "show", "default")).toBe("")
     }
+    // Only the network differs inside a host: the repository's TypeScript and its node_modules load as they do here.
+    const harness = pathToFileURL(fileURLToPath(new URL("./hosts.ts", import.meta.url))).href
+    const loaded = await hosts.exec("web1", process.execPath, ["--input-type=module", "-e", `import { NS_PREFIX } from ${JSON.stringify(harness)}; console.log(NS_PREFIX)`])
+    expect(loaded.stdout.trim()).toBe(NS_PREFIX)
+
     for (const outside of [machineAddress(), "1.1.1.1"]) {
       const result = await probe(hosts, "web1", outside, 80)
       expect(result.error).toBe("ENETUNREACH")
@@ -133,6 +139,8 @@ describe("five test hosts on one bridge", () => {
     expect(await probe(hosts, "web1", hosts.host("worker1").address)).toEqual({ timeout: true })
     expect(await probe(hosts, "web1", hosts.host("worker2").address)).toEqual({ greeting: "worker2" })
     expect(processGone(worker1?.pid ?? 0)).toBe(false)
+    // `ip netns exec` execs the program: the pid spawn gave is node's own, not a wrapper's
+    expect(readlinkSync(`/proc/${worker1?.pid}/exe`)).toBe(realpathSync(process.execPath))
     expect(ip("netns", "pids", hosts.host("worker1").ns).split("\n")).toContain(String(worker1?.pid))
 
     await hosts.restore("worker1")
