@@ -6,7 +6,12 @@ import * as path from "node:path"
 import { Effect } from "effect"
 import type { ChildSpec, Restart } from "../supervisors/child.ts"
 import { ExitReason } from "../supervisors/exit.ts"
-import { ClusterError, type ClusterUser, clusterPaths, ensureSystemUser, findBinDir, initdb, prepareDirs, writeHba } from "../src/db/cluster.ts"
+import { ensureHostCert, tlsPaths } from "../src/cluster/ca.ts"
+import { grantJoinRights } from "../src/cluster/rights.ts"
+import {
+  ClusterError, type ClusterUser, clusterPaths, ensureSystemUser, findBinDir, initdb, installServerTls, prepareDirs, serverTlsPaths,
+  writeHba,
+} from "../src/db/cluster.ts"
 import { connect, ensureDatabase, query } from "../src/db/client.ts"
 import { type ClusterCredentials, clusterCredentials } from "../src/db/credentials.ts"
 import { clearLeftovers } from "../src/db/leftovers.ts"
@@ -19,6 +24,11 @@ import { type LivenessOptions, type LogLevel, type ProcessOptions, processSpec }
 export interface PostgresOptions {
   readonly dataDir: string
   readonly port: number
+  /**
+   * config postgres.listen: also listen on `address` for other hosts, TLS only (the host certificate, re-issued for
+   * `address` when needed) and scram-sha-256 (src/db/cluster.ts, hbaConf); `host` is the config's host name (a SAN)
+   */
+  readonly listen?: { readonly address: string; readonly host: string } | undefined
   /** initdb --no-sync and fsync=off: for tests only, a crash of the machine can lose data */
   readonly fastInit?: boolean
   /** where initdb and postgres are (default: Debian's PostgreSQL 15) */
@@ -69,13 +79,19 @@ export const prepareDatabase = (url: string): Effect.Effect<void, string> =>
     yield* migrate(url, { connectTimeout: PROBE_CONNECT_TIMEOUT })
   }).pipe(Effect.mapError((e) => `${e.operation}: ${e.message}`))
 
-/** The own cluster's readiness: as the superuser the database and its schema, the service role's rights; then its login. */
+/**
+ * The own cluster's readiness: as the superuser the database and its schema, the service role's rights and the join
+ * roles' (src/cluster/rights.ts); then the service role's login.
+ */
 export const prepareOwnDatabase = (port: number, credentials: ClusterCredentials): Effect.Effect<void, string> => {
   const superuserUrl = localUrl(port, credentials.superuser)
   return Effect.gen(function*() {
     yield* ping(withDatabase(superuserUrl, "postgres"))
     yield* prepareDatabase(superuserUrl)
     yield* grantService(superuserUrl, credentials.service.user, { connectTimeout: PROBE_CONNECT_TIMEOUT }).pipe(
+      Effect.mapError((e) => `${e.operation}: ${e.message}`),
+    )
+    yield* grantJoinRights(superuserUrl, { connectTimeout: PROBE_CONNECT_TIMEOUT }).pipe(
       Effect.mapError((e) => `${e.operation}: ${e.message}`),
     )
     yield* ping(localUrl(port, credentials.service))
@@ -94,7 +110,11 @@ export interface PreparedCluster {
  */
 export const prepareCluster = (
   dataDir: string,
-  options: { readonly binDir?: string | undefined; readonly fastInit?: boolean | undefined } = {},
+  options: {
+    readonly binDir?: string | undefined
+    readonly fastInit?: boolean | undefined
+    readonly listen?: PostgresOptions["listen"]
+  } = {},
 ): Effect.Effect<PreparedCluster, ClusterError> =>
   Effect.gen(function*() {
     const user = yield* ensureSystemUser
@@ -107,7 +127,14 @@ export const prepareCluster = (
     // A SIGKILLed postmaster's orphaned backends (holding its shared memory) and postmaster.pid would stop this start.
     yield* clearLeftovers(clusterPaths(dataDir).pg)
     yield* initdb(dataDir, user, binDir, scramVerifier(credentials.superuser.password), { noSync: options.fastInit })
-    yield* writeHba(dataDir, user)
+    if (options.listen !== undefined) {
+      const { address, host } = options.listen
+      yield* ensureHostCert(dataDir, address, host).pipe(
+        Effect.mapError((e) => new ClusterError({ message: `postgres.listen needs this host's certificate: ${e.message}` })),
+      )
+      yield* installServerTls(dataDir, user, tlsPaths(dataDir))
+    }
+    yield* writeHba(dataDir, user, options.listen !== undefined)
     yield* setRoles(dataDir, user, binDir, credentials, { noSync: options.fastInit })
     return { user, binDir, credentials }
   })
@@ -117,10 +144,15 @@ export const postgresSpec = (options: PostgresOptions): ChildSpec => {
   const dataDir = path.resolve(options.dataDir)
   const paths = clusterPaths(dataDir)
   // The socket's own mode is a second lock behind its directory's (0700, the cluster user's).
+  const addresses = [...new Set(["127.0.0.1", ...(options.listen ? [options.listen.address] : [])])]
   const args = [
-    "-D", paths.pg, "-p", String(options.port), "-k", paths.socketDir, "-c", "listen_addresses=127.0.0.1",
+    "-D", paths.pg, "-p", String(options.port), "-k", paths.socketDir, "-c", `listen_addresses=${addresses.join(",")}`,
     "-c", "unix_socket_permissions=0700",
   ]
+  if (options.listen) {
+    const tls = serverTlsPaths(dataDir)
+    args.push("-c", "ssl=on", "-c", `ssl_cert_file=${tls.cert}`, "-c", `ssl_key_file=${tls.key}`, "-c", "ssl_min_protocol_version=TLSv1.2")
+  }
   if (options.fastInit) args.push("-c", "fsync=off")
   const restart = options.restart ?? "permanent"
 

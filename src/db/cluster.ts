@@ -175,6 +175,48 @@ host    all       all   127.0.0.1/32  scram-sha-256
 host    all       all   ::1/128       scram-sha-256
 `
 
-/** Replaces pg_hba.conf with ours (HBA_CONF): also what closes a cluster that an older version made with `trust`. */
-export const writeHba = (dataDir: string, user: ClusterUser) =>
-  writePrivate(path.join(clusterPaths(path.resolve(dataDir)).pg, "pg_hba.conf"), HBA_CONF, user)
+/**
+ * With postgres.listen, after the loopback lines: other hosts only over TLS and only as a join role. The superuser
+ * and the service role never log in from another host (their passwords never leave this one); a plain-text
+ * connection from anywhere but loopback is rejected before any password is asked for.
+ */
+export const hbaConf = (listen: boolean, reservedRoles: ReadonlyArray<string> = ["postgres", "sagews"]): string =>
+  listen
+    ? HBA_CONF + `# other hosts (postgres.listen): TLS with the cluster's CA and a join role's scram-sha-256 password
+hostnossl all     all   0.0.0.0/0     reject
+hostnossl all     all   ::/0          reject
+hostssl   all     ${reservedRoles.join(",")}  0.0.0.0/0  reject
+hostssl   all     ${reservedRoles.join(",")}  ::/0       reject
+hostssl   all     all   0.0.0.0/0     scram-sha-256
+hostssl   all     all   ::/0          scram-sha-256
+`
+    : HBA_CONF
+
+/** Replaces pg_hba.conf with ours (hbaConf): also what closes a cluster that an older version made with `trust`. */
+export const writeHba = (dataDir: string, user: ClusterUser, listen = false) =>
+  writePrivate(path.join(clusterPaths(path.resolve(dataDir)).pg, "pg_hba.conf"), hbaConf(listen), user)
+
+/** Where the server's TLS certificate chain and key are, inside the cluster user's own 0700 pg/ directory. */
+export const serverTlsPaths = (dataDir: string) => {
+  const { pg } = clusterPaths(path.resolve(dataDir))
+  return { cert: path.join(pg, "sagews-server.crt"), key: path.join(pg, "sagews-server.key") }
+}
+
+/**
+ * Copies the host's certificate and key where the cluster user reads them (0600, its own): the certificate file is
+ * the host certificate followed by the CA's, so a joining host sees the whole chain and can pin the CA (kubeadm's
+ * discovery, src/cluster/discovery.ts).
+ */
+export const installServerTls = (
+  dataDir: string,
+  user: ClusterUser,
+  source: { readonly hostCert: string; readonly hostKey: string; readonly caCert: string },
+) =>
+  Effect.gen(function*() {
+    const [cert, key, ca] = yield* io("read the host certificate, its key and the CA certificate (run `sagews init`)", () =>
+      Promise.all([fs.readFile(source.hostCert, "utf8"), fs.readFile(source.hostKey, "utf8"), fs.readFile(source.caCert, "utf8")]))
+    const target = serverTlsPaths(dataDir)
+    yield* writePrivate(target.cert, `${cert.trim()}\n${ca.trim()}\n`, user)
+    yield* writePrivate(target.key, key, user)
+    return target
+  })

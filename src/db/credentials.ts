@@ -1,7 +1,9 @@
 // Who connects to the cluster sagews owns, with which password: the superuser `postgres` (migrations and role
 // setup only) and the service role `sagews` (everything else). Both passwords live in <data>/secret/ (0600).
+import { readFile } from "node:fs/promises"
+import { joinedCluster, joinedUrl, joinPaths } from "../cluster/join.ts"
 import { ensureSecret, secretPath } from "../config/secret.ts"
-import { localUrl } from "./url.ts"
+import { DATABASE, localUrl } from "./url.ts"
 
 /** A role and its password. */
 export interface Role {
@@ -37,8 +39,20 @@ export interface DbTarget {
   readonly url?: string | undefined
 }
 
-/** The URL the service connects with (it holds the password: keep it in memory, see `splitPassword` for children). */
-export const serviceUrl = async (dataDir: string, target: DbTarget): Promise<string> =>
-  target.url
-    ? target.url
-    : localUrl(target.port, { user: SERVICE_ROLE, password: await ensureSecret(dataDir, secretName(SERVICE_ROLE)) })
+/**
+ * The URL the service connects with (it holds the password: keep it in memory, see `splitPassword` for children):
+ * an operator's `postgres.url`; on a host that joined a cluster (`sagews init --join`), the store's PostgreSQL as
+ * the join role, over TLS verified against the cluster CA (src/cluster/join.ts); else the own cluster on `port`.
+ */
+export const serviceUrl = async (dataDir: string, target: DbTarget): Promise<string> => {
+  if (target.url) return target.url
+  const joined = joinedCluster(dataDir)
+  if (joined !== undefined) {
+    const file = joinPaths(dataDir).password
+    const password = (await readFile(file, "utf8").catch((e: unknown) => {
+      throw new Error(`this host joined a cluster but ${file} cannot be read (${e instanceof Error ? e.message : String(e)}): run \`sagews init --join TOKEN\` again`)
+    })).trim()
+    return joinedUrl(joined, password, DATABASE)
+  }
+  return localUrl(target.port, { user: SERVICE_ROLE, password: await ensureSecret(dataDir, secretName(SERVICE_ROLE)) })
+}
