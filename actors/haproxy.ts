@@ -1,5 +1,6 @@
 // The haproxy actor: the front door (one port; /sockjs, /api, /healthz to the backends, the rest to nginx),
-// run master-worker from conf/haproxy.cfg.template, and `reloadHaproxy` for a new backend set without dropping connections.
+// run master-worker from conf/haproxy.cfg.template with this host's backends as static servers, and `reloadHaproxy`
+// for a new backend set without dropping connections. Remote backends come at run time (src/front/servers.ts).
 import { execFile } from "node:child_process"
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises"
 import { join, resolve } from "node:path"
@@ -10,12 +11,18 @@ import { CONF_DIR, renderTemplateFile, type TemplateValues } from "../src/config
 import type { ChildSpec, Restart } from "../supervisors/child.ts"
 import { ExitReason } from "../supervisors/exit.ts"
 import { CLI_TIMEOUT_MS, haproxyCommand, parseShowProc, type ProcList } from "./haproxycli.ts"
+import { DYNAMIC_PREFIX, serverIdOf } from "../src/front/names.ts"
 import { type LivenessOptions, type LogLevel, processSpec } from "./process.ts"
 
 export interface HaproxyBackend {
   /** haproxy server name and stickiness cookie value, e.g. "backend:1" */
   readonly name: string
   readonly port: number
+  /**
+   * the backend's id in the registry (e.g. `backend:1`): its haproxy server id is derived from it (src/front/names.ts),
+   * so every haproxy of a cluster hashes a SockJS session to the same backend; without it haproxy numbers servers itself
+   */
+  readonly key?: string
 }
 
 export interface HaproxyOptions {
@@ -51,6 +58,14 @@ const SHUTDOWN_MS = 3_000
 /** How long a reload may take until the new worker shows up in `show proc`. */
 const RELOAD_TIMEOUT_MS = 10_000
 const RELOAD_POLL = Schedule.spaced("50 millis")
+/**
+ * Every server of the sections that serve backends: checks every 500 ms (250 ms while changing), DOWN after 2 failed
+ * checks or at once on a refused connection, UP after 2. The template's `default-server`, and spelled out on each
+ * server added at run time, which haproxy 2.6 gives no `default-server` settings.
+ */
+export const SERVER_OPTIONS = "inter 500ms fastinter 250ms downinter 1s fall 2 rise 2 observe layer4 error-limit 1 on-error mark-down"
+/** The sections of conf/haproxy.cfg.template that serve backends (be_static is nginx's). */
+export const BACKEND_SECTIONS = ["be_sockjs", "be_websocket", "be_app"] as const
 /** Linux's sun_path holds 108 bytes including the terminating NUL. */
 const MAX_SOCKET_PATH = 107
 
@@ -83,6 +98,9 @@ export const invalidBackends = (backends: ReadonlyArray<HaproxyBackend>): string
     if (!SERVER_NAME.test(b.name)) {
       return `backend name ${JSON.stringify(b.name)} is not a valid haproxy server name (letters, digits, "_.:-")`
     }
+    if (b.name.startsWith(DYNAMIC_PREFIX)) {
+      return `backend name ${JSON.stringify(b.name)} starts with "${DYNAMIC_PREFIX}", which names remote backends added at run time`
+    }
     if (!Number.isInteger(b.port) || b.port < 1 || b.port > 65_535) {
       return `backend ${b.name}: port ${b.port} is not a TCP port (1-65535)`
     }
@@ -91,7 +109,9 @@ export const invalidBackends = (backends: ReadonlyArray<HaproxyBackend>): string
 }
 
 export const serverLines = (backends: ReadonlyArray<HaproxyBackend>): string =>
-  backends.map((b) => `    server ${b.name} 127.0.0.1:${b.port} check cookie ${b.name}`).join("\n")
+  backends
+    .map((b) => `    server ${b.name} 127.0.0.1:${b.port} check cookie ${b.name}${b.key === undefined ? "" : ` id ${serverIdOf(b.key)}`}`)
+    .join("\n")
 
 /** The timeouts of `options`, else those the default config implies. */
 const timeoutsOf = (options: Pick<HaproxyOptions, "timeouts">): Effect.Effect<ProxyTimeouts, string> =>
@@ -110,6 +130,7 @@ export const haproxyValues = (options: HaproxyOptions, timeouts: ProxyTimeouts):
     port: options.port,
     nginx_port: options.nginxPort,
     backend_servers: serverLines(options.backends),
+    server_options: SERVER_OPTIONS,
     api_timeout: `${timeouts.api}ms`,
     api_timeout_seconds: timeouts.api / 1000,
     tunnel_timeout: `${timeouts.tunnel}ms`,

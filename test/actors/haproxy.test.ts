@@ -137,6 +137,8 @@ describe("haproxy actor", () => {
     assert.include(invalidBackends([{ name: "a b", port: 1 }]) ?? "", "not a valid haproxy server name")
     assert.include(invalidBackends([{ name: "a", port: 70_000 }]) ?? "", "port 70000")
     assert.isUndefined(invalidBackends([{ name: "backend:1", port: 9001 }]))
+    assert.include(invalidBackends([{ name: "dyn_x", port: 1 }]) ?? "", "names remote backends added at run time")
+    assert.match(serverLines([{ name: "b1", port: 9001, key: "backend:1" }]), /^ {4}server b1 127\.0\.0\.1:9001 check cookie b1 id \d{4,}$/)
     assert.strictEqual(haproxyLevel("Server be_app/backend:1 is DOWN, reason: Layer4", "stdout"), "warn")
     assert.strictEqual(haproxyLevel("[ALERT]    (1) : config : parsing error", "stderr"), "error")
     assert.strictEqual(haproxyLevel("[NOTICE]   (1) : New worker (2) forked", "stderr"), "info")
@@ -144,22 +146,24 @@ describe("haproxy actor", () => {
     assert.deepStrictEqual([values["api_timeout"], values["api_timeout_seconds"], values["tunnel_timeout"]], ["70000ms", 70, "1810000ms"])
   })
 
-  it.live("routes / to nginx and /sockjs, /api, /healthz to the backends, with a stickiness cookie", () =>
+  it.live("routes / to nginx and /sockjs, /api, /healthz to the backends, with a stickiness cookie for /api", () =>
     Effect.gen(function*() {
       const s = yield* stack
       const page = yield* request(s.port, "/")
       assert.deepStrictEqual([page.status, page.body], [200, "<title>sagews</title>\n"])
       const sock = yield* request(s.port, "/sockjs/info")
       assert.deepStrictEqual([sock.status, sock.body], [200, "backend:1 /sockjs/info"])
-      assert.match(sock.cookie, /^SRV=backend:1; path=\//)
-      assert.strictEqual((yield* request(s.port, "/api/v1/eval")).body, "backend:1 /api/v1/eval")
+      assert.strictEqual(sock.cookie, "", "SockJS sticks by hashing its session URLs, the same on every haproxy, not by a cookie")
+      const api = yield* request(s.port, "/api/v1/eval")
+      assert.strictEqual(api.body, "backend:1 /api/v1/eval")
+      assert.match(api.cookie, /^SRV=backend:1; path=\//)
       assert.strictEqual((yield* request(s.port, "/healthz")).body, "ok")
       assert.strictEqual((yield* request(s.port, "/sockjsx")).status, 404, "a prefix look-alike goes to nginx")
 
       yield* reloadHaproxy(s.dir, [{ name: "backend:1", port: s.b1.port }, { name: "backend:2", port: s.b2.port }])
       for (let i = 0; i < 4; i++) {
-        const r = yield* request(s.port, "/sockjs/123/xhr_send", "SRV=backend:2")
-        assert.strictEqual(r.body, "backend:2 /sockjs/123/xhr_send", "the SRV cookie pins a session to its backend")
+        const r = yield* request(s.port, "/api/v1/eval", "SRV=backend:2")
+        assert.strictEqual(r.body, "backend:2 /api/v1/eval", "the SRV cookie pins an API client to its backend")
         assert.strictEqual(r.cookie, "", "no new cookie once the client has one")
       }
       const seen = new Set<string>()
