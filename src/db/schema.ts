@@ -220,4 +220,48 @@ export const MIGRATIONS: ReadonlyArray<Migration> = [
       );
       CREATE INDEX IF NOT EXISTS permalink_creations_address_at ON permalink_creations (address, at);`,
   },
+  {
+    version: 11,
+    name: "join tokens",
+    sql: `
+      -- \`sagews join-token\` (src/cluster/tokens.ts): one row per token, holding only what revoking needs; the
+      -- token's password is printed once and never stored (PostgreSQL keeps its SCRAM verifier for the login role)
+      CREATE TABLE IF NOT EXISTS join_tokens (
+        id text PRIMARY KEY,
+        role text NOT NULL CHECK (role IN ('worker', 'web')),
+        pg_role text NOT NULL UNIQUE,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        used_at timestamptz,
+        used_by text,
+        revoked_at timestamptz
+      );
+      -- a joining host's certificate request (kubelet's TLS bootstrap): it sends a CSR for its own key, the store's
+      -- signer (src/cluster/signer.ts) answers with a certificate from the CA, or says why not; the CA key never moves.
+      -- pg_role is the requester's login role, set by PostgreSQL (current_user) and never by the requester.
+      CREATE TABLE IF NOT EXISTS cert_requests (
+        id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+        pg_role text NOT NULL DEFAULT current_user,
+        host text NOT NULL,
+        address text NOT NULL,
+        csr text NOT NULL,
+        client_addr inet DEFAULT inet_client_addr(),
+        created_at timestamptz NOT NULL DEFAULT now(),
+        cert text,
+        refused text,
+        answered_at timestamptz
+      );
+      CREATE INDEX IF NOT EXISTS cert_requests_pending ON cert_requests (created_at) WHERE answered_at IS NULL;
+      -- each join role sees and makes only its own requests; the service role (the signer) sees all
+      ALTER TABLE cert_requests ENABLE ROW LEVEL SECURITY;
+      CREATE POLICY cert_requests_own ON cert_requests
+        USING (pg_role = current_user OR current_user = 'sagews')
+        WITH CHECK (pg_role = current_user OR current_user = 'sagews');
+      CREATE OR REPLACE FUNCTION cert_requests_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        PERFORM pg_notify(CASE WHEN TG_OP = 'INSERT' THEN 'sagews_cert_requested' ELSE 'sagews_cert_answered' END, NEW.id::text);
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER cert_requests_notify AFTER INSERT OR UPDATE OF answered_at ON cert_requests
+        FOR EACH ROW EXECUTE FUNCTION cert_requests_notify();`,
+  },
 ]
