@@ -1,11 +1,12 @@
-// The `sagews` command line: init, start, stop, status, restart, sessions, kill, logs, user, config check, eval, doctor, chaos.
+// The `sagews` command line: init (and init --join), join-token, start, stop, status, restart, sessions, kill, logs,
+// user, config check, eval, doctor, chaos.
 // Exit codes: 0 done, 1 failed or not running, 2 bad usage or bad configuration.
 import { ConfigError, frontUrl, loadConfig } from "../config/load.ts"
 import { serviceUrl } from "../db/credentials.ts"
 import { dataPaths, defaultDataDir } from "../config/paths.ts"
 import { parse, UsageError, intOption } from "./args.ts"
 import { callControl, NotRunning } from "./control.ts"
-import { initDataDir } from "./init.ts"
+import { initDataDir, joinDataDir } from "./init.ts"
 import { parseSince, showLogs } from "./logs.ts"
 import { killCommand, sessionsCommand, sessionsLine, workerSessions } from "./sessions.ts"
 import { diskLine, formatTable, type ComponentRow } from "./status.ts"
@@ -14,7 +15,12 @@ import type { DiskSpace } from "../../actors/room.ts"
 const USAGE = `usage: sagews <command> [options]
 
 commands:
-  init                       create the data directory and its secrets
+  init                       create the data directory, its secrets, the cluster's CA and this host's certificate
+  init --join TOKEN [--role worker|web]
+                             set up this data directory as a host of the cluster that made TOKEN (then start --role ...)
+  join-token [--role worker|web]  on the store host: print a new token for one more host (shown once; default worker)
+  join-token --list [--json] the tokens: id, role, created, used, revoked
+  join-token --revoke ID     revoke a token: its host can no longer log in to PostgreSQL, its connections end
   start [--daemon] [--port N] start the whole tree (foreground unless --daemon); prints the URL once ready
   stop                       stop the running tree, leaving no process behind
   status [--json]            the components: state, pid, uptime, restarts, last exit, port
@@ -35,7 +41,8 @@ commands:
 
 options for every command:
   --data DIR      the data directory (default ./data, or SAGEWS_DATA)
-  --config FILE   the operator's config file (or SAGEWS_CONFIG), over conf/sagews.json; SAGEWS_* variables override both`
+  --config FILE   the operator's config file (or SAGEWS_CONFIG), over conf/sagews.json; SAGEWS_* variables override both
+  --role ROLES    what this host runs (config role): all, or a comma list of store, web, worker`
 
 const OPTIONS = {
   data: { type: "string" },
@@ -46,6 +53,10 @@ const OPTIONS = {
   follow: { type: "boolean", short: "f" },
   since: { type: "string" },
   kernel: { type: "string" },
+  role: { type: "string" },
+  join: { type: "string" },
+  revoke: { type: "string" },
+  list: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const
 
@@ -56,7 +67,7 @@ const err = (s: string) => process.stderr.write(s + "\n")
 const commandOf = (argv: ReadonlyArray<string>): number => {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!
-    if (a === "--data" || a === "--config") i++
+    if (a === "--data" || a === "--config" || a === "--role" || a === "--join" || a === "--revoke") i++
     else if (!a.startsWith("-")) return i
   }
   return -1
@@ -84,7 +95,12 @@ const main = async (argv: ReadonlyArray<string>): Promise<number> => {
   const dataDir = values.data ?? defaultDataDir()
   const paths = dataPaths(dataDir)
   const configFile = values.config ?? process.env.SAGEWS_CONFIG
-  const config = () => loadConfig({ file: configFile, overrides: values.port !== undefined ? { port: intOption("port", values.port) } : {} })
+  // --port and --role are config fields too, validated with the rest (a bad --role names the value it got)
+  const overrides = {
+    ...(values.port !== undefined ? { port: intOption("port", values.port) } : {}),
+    ...(values.role !== undefined ? { role: values.role } : {}),
+  }
+  const config = () => loadConfig({ file: configFile, overrides })
   const expectArgs = (n: number, what: string) => {
     if (rest.length !== n) throw new UsageError(`${command} expects ${what}, got ${rest.length === 0 ? "nothing" : JSON.stringify(rest.join(" "))}`)
   }
@@ -92,9 +108,30 @@ const main = async (argv: ReadonlyArray<string>): Promise<number> => {
   switch (command) {
     case "init": {
       expectArgs(0, "no arguments")
-      config()
-      out(`sagews: data directory ${await initDataDir(dataDir)} is ready`)
+      const c = config()
+      if (values.join !== undefined) {
+        const info = await joinDataDir(dataDir, { token: values.join, role: values.role, address: c.address, host: c.host })
+        out(`sagews: data directory ${paths.data} joined the cluster of ${info.store.address}:${info.store.port} as ${info.roles.join(",")} (token ${info.tokenId})`)
+        if (c.address === "127.0.0.1") err("sagews: note: address is 127.0.0.1, so other hosts cannot reach this one's components; set address (or SAGEWS_ADDRESS) to its IP and run init again")
+        out(`then: sagews start --role ${info.roles.join(",")} --data ${paths.data}`)
+        return 0
+      }
+      out(`sagews: data directory ${await initDataDir(dataDir, { address: c.address, host: c.host, dbPort: c.postgres.port })} is ready`)
       return 0
+    }
+    case "join-token": {
+      expectArgs(0, "no arguments (--role, --list or --revoke ID)")
+      const { joinTokenCommand } = await import("./jointoken.ts")
+      const c = config()
+      return joinTokenCommand({
+        target: { dataDir: paths.data, address: c.address, port: c.postgres.port, listen: c.postgres.listen, externalUrl: c.postgres.url || undefined },
+        role: values.role,
+        list: values.list ?? false,
+        revoke: values.revoke,
+        json: values.json ?? false,
+        out,
+        err,
+      })
     }
     case "start": {
       expectArgs(0, "no arguments")
