@@ -21,22 +21,24 @@ export interface LiveBackend {
   readonly id: string
   /** `host:port` as the backend registered it */
   readonly address: string
+  /** its heartbeat is within STALE_AFTER */
+  readonly fresh: boolean
 }
 
 /**
- * Every backend that runs (not stopped), beats (seen within STALE_AFTER, by PostgreSQL's clock, so hosts' clocks do
- * not matter) and has an address for other hosts, except `local` (this host's, which the config names statically).
+ * Every backend that runs (not stopped) and has an address for other hosts, except `local` (this host's, which the
+ * config names statically), each saying whether it beats (seen within STALE_AFTER, by PostgreSQL's clock, so the
+ * hosts' clocks do not matter).
  */
-export const liveBackends = (url: string, local: ReadonlyArray<string>): Effect.Effect<ReadonlyArray<LiveBackend>, DbError> =>
+export const runningBackends = (url: string, local: ReadonlyArray<string>): Effect.Effect<ReadonlyArray<LiveBackend>, DbError> =>
   Effect.scoped(Effect.gen(function*() {
     const client = yield* connect(url, { connectTimeout: CONNECT_TIMEOUT_MS, queryTimeout: QUERY_TIMEOUT_MS })
     const result = yield* query(
       client,
-      `SELECT id, address FROM backends
-       WHERE address IS NOT NULL AND stopped_at IS NULL AND seen_at > now() - make_interval(secs => $1)
-         AND NOT (id = ANY($2::text[]))
+      `SELECT id, address, seen_at > now() - make_interval(secs => $1) AS fresh FROM backends
+       WHERE address IS NOT NULL AND stopped_at IS NULL AND NOT (id = ANY($2::text[]))
        ORDER BY id`,
       [Duration.toSeconds(STALE_AFTER), [...local]],
     )
-    return result.rows.map((row: { id: string; address: string }) => ({ id: row.id, address: row.address }))
+    return result.rows.map((row: { id: string; address: string; fresh: boolean }) => ({ id: row.id, address: row.address, fresh: row.fresh }))
   }))

@@ -8,7 +8,7 @@ import { redact } from "../db/client.ts"
 import type { ChildSpec } from "../../supervisors/child.ts"
 import { fiberChild } from "../../supervisors/fiber.ts"
 import { applyServers, wantedServers, type WantedServer } from "./apply.ts"
-import { BACKENDS_CHANNEL, liveBackends, STALE_AFTER } from "./registry.ts"
+import { BACKENDS_CHANNEL, type LiveBackend, runningBackends, STALE_AFTER } from "./registry.ts"
 
 export interface HaproxyServersOptions {
   /** the data dir of the haproxy to keep (its runtime API is `<data>/run/haproxy-admin.sock`) */
@@ -69,14 +69,32 @@ const life = (options: HaproxyServersOptions) =>
       (error) => dbWarning(`registry ${db}: listening on ${BACKENDS_CHANNEL}: ${error.message}; connecting again (haproxy keeps its servers meanwhile)`),
     )
 
-    const read = liveBackends(options.dbUrl, options.local).pipe(
+    // After PostgreSQL was away, every heartbeat looks old until the backends have written theirs again: for
+    // STALE_AFTER from the first good read, a backend haproxy has is not dropped for being stale.
+    let failedSince: number | undefined
+    let backAt = Number.NEGATIVE_INFINITY
+    const keep = (rows: ReadonlyArray<LiveBackend>, had: ReadonlyArray<WantedServer> | undefined, now: number) => {
+      const inGrace = now - backAt < Duration.toMillis(STALE_AFTER)
+      const served = new Set(had?.map((w) => w.backendId))
+      return rows.filter((r) => r.fresh || (inGrace && served.has(r.id)))
+    }
+    const read = runningBackends(options.dbUrl, options.local).pipe(
       Effect.tapError((error) =>
-        dbWarning(`registry ${db}: ${error.operation}: ${error.message}; haproxy keeps its servers, reading again soon`)
+        Effect.andThen(
+          Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sync(() => void (failedSince ??= now))),
+          dbWarning(`registry ${db}: ${error.operation}: ${error.message}; haproxy keeps its servers, reading again soon`),
+        )
       ),
       Effect.retry(REGISTRY_RETRY),
       Effect.flatMap((rows) =>
         Effect.gen(function*() {
-          const { servers, invalid } = wantedServers(rows)
+          const now = yield* Clock.currentTimeMillis
+          if (failedSince !== undefined) {
+            yield* Effect.logInfo(`registry ${db} answers again after ${now - failedSince} ms`)
+            failedSince = undefined
+            backAt = now
+          }
+          const { servers, invalid } = wantedServers(keep(rows, yield* Ref.get(wanted), now))
           for (const reason of invalid) {
             if (invalidSeen.has(reason)) continue
             invalidSeen.add(reason)
