@@ -5,6 +5,7 @@ import { Clock, Duration, Effect, Queue, Ref, Schedule } from "effect"
 import { haproxyPaths } from "../../actors/haproxy.ts"
 import { listen } from "../db/listen.ts"
 import { redact } from "../db/client.ts"
+import { type DbTarget, serviceUrl } from "../db/credentials.ts"
 import type { ChildSpec } from "../../supervisors/child.ts"
 import { fiberChild } from "../../supervisors/fiber.ts"
 import { applyServers, wantedServers, type WantedServer } from "./apply.ts"
@@ -13,8 +14,8 @@ import { BACKENDS_CHANNEL, type LiveBackend, runningBackends, STALE_AFTER } from
 export interface HaproxyServersOptions {
   /** the data dir of the haproxy to keep (its runtime API is `<data>/run/haproxy-admin.sock`) */
   readonly dataDir: string
-  /** the registry's PostgreSQL */
-  readonly dbUrl: string
+  /** the registry's PostgreSQL, as the backends get it (the own cluster's port, or a URL); its password is read at start */
+  readonly db: DbTarget
   /** the registry ids of this host's own backends: the config names them, so they are not added again */
   readonly local: ReadonlyArray<string>
   /** default "haproxy-servers" */
@@ -53,6 +54,10 @@ const describeServer = (w: WantedServer) => `${w.backendId} (${w.address.host}:$
 const life = (options: HaproxyServersOptions) =>
   Effect.gen(function*() {
     const socket = haproxyPaths(options.dataDir).adminSocket
+    const url = yield* Effect.tryPromise({
+      try: () => serviceUrl(options.dataDir, options.db),
+      catch: (e) => `the registry's database password: ${e instanceof Error ? e.message : String(e)}`,
+    })
     /** the registry's backends as of the last read; undefined before the first one succeeds (keep what haproxy has) */
     const wanted = yield* Ref.make<ReadonlyArray<WantedServer> | undefined>(undefined)
     const readRegistry = yield* Queue.sliding<void>(1)
@@ -60,10 +65,10 @@ const life = (options: HaproxyServersOptions) =>
     const dbWarning = throttledWarning()
     const haproxyWarning = throttledWarning()
     const invalidSeen = new Set<string>()
-    const db = redact(options.dbUrl)
+    const db = redact(url)
 
     yield* listen(
-      options.dbUrl,
+      url,
       BACKENDS_CHANNEL,
       () => void Queue.offerUnsafe(readRegistry, undefined),
       (error) => dbWarning(`registry ${db}: listening on ${BACKENDS_CHANNEL}: ${error.message}; connecting again (haproxy keeps its servers meanwhile)`),
@@ -78,7 +83,7 @@ const life = (options: HaproxyServersOptions) =>
       const served = new Set(had?.map((w) => w.backendId))
       return rows.filter((r) => r.fresh || (inGrace && served.has(r.id)))
     }
-    const read = runningBackends(options.dbUrl, options.local).pipe(
+    const read = runningBackends(url, options.local).pipe(
       Effect.tapError((error) =>
         Effect.andThen(
           Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sync(() => void (failedSince ??= now))),

@@ -4,9 +4,10 @@
 import { createServer, get } from "node:http"
 import type { Socket } from "node:net"
 import { assert, describe, it } from "@effect/vitest"
-import { type Duration, Effect, Schedule } from "effect"
+import { type Duration, Effect, Result, Schedule } from "effect"
 import pg from "pg"
 import { haproxyCommand, haproxyPaths, haproxySpec, reloadHaproxy, showProc } from "../../actors/haproxy.ts"
+import { runtimeCommand } from "../../actors/haproxycli.ts"
 import { groupGone } from "../../actors/procstat.ts"
 import { dynamicServerName, parseAddress } from "../../src/front/names.ts"
 import { BACKENDS_CHANNEL, STALE_AFTER } from "../../src/front/registry.ts"
@@ -159,7 +160,7 @@ const frontDoor = (local: { readonly id: string; readonly port: number }, dbUrl:
     const spec = haproxySpec({ dataDir: dir, port, bind: "127.0.0.1", nginxPort: yield* freePort, backends: [{ name: "b1", port: local.port, key: local.id }] })
     const start = Effect.tap(spec.start, (r) => Effect.sync(() => pids.push(r.pid ?? 0)))
     const haproxy = yield* start
-    yield* haproxyServersChild({ dataDir: dir, dbUrl, local: [local.id] }).start
+    yield* haproxyServersChild({ dataDir: dir, db: { port: 0, url: dbUrl }, local: [local.id] }).start
     return { dir, port, haproxy, start }
   })
 
@@ -223,6 +224,12 @@ describe("haproxy's remote backends", () => {
       assert.deepStrictEqual(yield* spread(door.port, "/api/v1/status", 12), new Set(["backend:1"]))
 
       assert.deepStrictEqual(yield* showProc(door.dir), before, "no reload: the same master and worker, no failed reload")
+      // this host's own backend is a static server, never touched
+      assert.deepStrictEqual(yield* spread(door.port, "/api/v1/status", 4), new Set(["backend:1"]))
+      // a command haproxy refuses is an error that says the command and haproxy's words
+      const refused = yield* Effect.result(runtimeCommand(haproxyPaths(door.dir).adminSocket, "del server be_app/dyn_nope", (a) => a === "Server deleted."))
+      assert.isTrue(Result.isFailure(refused))
+      if (Result.isFailure(refused)) assert.strictEqual(refused.failure.message, `haproxy refused "del server be_app/dyn_nope": No such server.`)
       yield* Effect.log(`remote backend served ${tookMs} ms after its NOTIFY; staleness bound ${String(STALE_AFTER)}`)
     }).pipe(Effect.scoped), 60_000)
 
