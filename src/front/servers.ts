@@ -125,7 +125,7 @@ const life = (options: HaproxyServersOptions) =>
         }).join(", ")}`)
       yield* said("remote backends added to haproxy", result.added)
       yield* said("remote backends taken out of maintenance", result.enabled)
-      yield* said(`remote backends removed from haproxy (stopped, or no heartbeat for ${Duration.toSeconds(STALE_AFTER)} s)`, result.removed)
+      yield* said(`remote backends removed from haproxy (stopped, no heartbeat for ${Duration.toSeconds(STALE_AFTER)} s, or at a new address)`, result.removed)
       for (const error of result.errors) yield* haproxyWarning(`${error.message}; trying again within ${HAPROXY_RECHECK}`)
     }).pipe(Effect.catch((error) => haproxyWarning(`${error.message}; its servers are set again once it answers`)))
 
