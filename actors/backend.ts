@@ -12,6 +12,10 @@ const MAIN = fileURLToPath(new URL("../src/backend/main.ts", import.meta.url))
 
 export interface BackendOptions {
   readonly id: string
+  /** the cluster-wide id it registers under (`backend:1@<host>` on a joined host); default: id */
+  readonly name?: string
+  /** the address it listens on (the config's `host` of the backend, told in `config`); default 127.0.0.1 */
+  readonly host?: string
   readonly dataDir: string
   readonly port: number
   readonly liveness: Omit<LivenessOptions, "probe">
@@ -34,7 +38,7 @@ export const backendSpec = (o: BackendOptions): ChildSpec => {
       id: o.id,
       command: process.execPath,
       args: [
-        MAIN, "--data", o.dataDir, "--port", String(o.port), "--id", o.id,
+        MAIN, "--data", o.dataDir, "--port", String(o.port), "--id", o.name ?? o.id,
         ...(o.workers !== undefined && o.workers.length > 0 ? ["--workers", o.workers.join(",")] : []),
         ...(db !== undefined ? ["--db", db.url] : []),
         ...(o.cache !== undefined ? ["--cache", o.cache] : []),
@@ -48,8 +52,8 @@ export const backendSpec = (o: BackendOptions): ChildSpec => {
       dataDir: o.dataDir,
       port: o.port,
       logFormat: "json",
-      ready: { _tag: "http", port: o.port, path: "/healthz" },
-      liveness: { ...o.liveness, probe: { _tag: "http", port: o.port, path: "/healthz" } },
+      ready: { _tag: "http", port: o.port, path: "/healthz", ...(o.host !== undefined ? { host: o.host } : {}) },
+      liveness: { ...o.liveness, probe: { _tag: "http", port: o.port, path: "/healthz", ...(o.host !== undefined ? { host: o.host } : {}) } },
       ...(o.shutdown !== undefined ? { shutdown: o.shutdown } : {}),
     })
   // Built once now, so that bad options fail at build time; the real one at each start, with the password read then.

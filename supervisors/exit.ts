@@ -23,6 +23,8 @@ export type ExitReason = Data.TaggedEnum<{
   ClosedByOperator: {}
   /** A session ended because its worker stopped. */
   WorkerStopped: {}
+  /** A session ended because the cluster lost its worker's host (no heartbeat, no link): `host` names it. */
+  WorkerLost: { readonly host: string }
 }>
 
 export const ExitReason = Data.taggedEnum<ExitReason>()
@@ -42,6 +44,8 @@ export const formatExit = (reason: ExitReason): string => {
       return `Killed(${reason.signal})`
     case "Timeout":
       return `Timeout(${reason.limit})`
+    case "WorkerLost":
+      return `WorkerLost(${reason.host})`
     default:
       return reason._tag
   }

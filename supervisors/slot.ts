@@ -102,6 +102,7 @@ const EXIT_TAGS: Record<ExitReason["_tag"], true> = {
   ClosedByUser: true,
   ClosedByOperator: true,
   WorkerStopped: true,
+  WorkerLost: true,
 }
 
 /**

@@ -1,6 +1,9 @@
 // The sagews tree, declared as data from the configuration (DESIGN.md, "The tree"):
 // store (postgres, memcached), logwatch, compute (workers), web (backends, nginx, haproxy), control.
+import { existsSync } from "node:fs"
+import { join } from "node:path"
 import { fileURLToPath } from "node:url"
+import { rolesOf } from "../src/config/roles.ts"
 import type { Config } from "../src/config/schema.ts"
 import { Effect } from "effect"
 import { backendSpec } from "../actors/backend.ts"
@@ -30,7 +33,10 @@ const externalPostgres = (url: string): ChildSpec =>
   })
 
 /** The session settings of the config, in the worker's own terms (src/worker/config.ts). */
-const workerConfig = ({ sessions: s }: Config, id: string) => ({
+const workerConfig = ({ sessions: s }: Config, id: string, cluster: ClusterPlace) => ({
+  name: cluster.name(id),
+  machine: cluster.machine,
+  ...(cluster.tls !== undefined ? { tls: { cert: cluster.tls.cert, key: cluster.tls.key } } : {}),
   uidRange: defaultUidRange(id, s.uidBase),
   pool: s.pool,
   maxSessions: s.maxPerWorker,
@@ -38,6 +44,32 @@ const workerConfig = ({ sessions: s }: Config, id: string) => ({
   limits: { wall: s.wallSeconds, idle: s.idleSeconds, exec: s.execSeconds, memory: s.memoryMb, cpu: s.cpuSeconds },
   disk: { home: s.homeMb, tmp: s.tmpMb },
 })
+
+/**
+ * Where this host stands in a cluster: its machine name, how its workers and backends are named cluster-wide (a joined
+ * host's carry `@<host>`; the store host's keep their short ids), and, when it serves other hosts from a non-loopback
+ * `address`, that address and its certificate (made at init, signed by the cluster's CA).
+ */
+export interface ClusterPlace {
+  readonly machine: string
+  readonly name: (id: string) => string
+  /** the address other hosts reach this host's workers and backends at; undefined: loopback, this machine only */
+  readonly address: string | undefined
+  readonly tls: { readonly ca: string; readonly cert: string; readonly key: string } | undefined
+}
+
+const isLoopback = (address: string): boolean => address.startsWith("127.") || address === "::1"
+
+export const clusterPlace = (config: Config, dataDir: string): ClusterPlace => {
+  const joined = existsSync(join(dataDir, "cluster", "join.json"))
+  const address = isLoopback(config.address) ? undefined : config.address
+  return {
+    machine: config.host,
+    name: (id) => (joined ? `${id}@${config.host}` : id),
+    address,
+    tls: address === undefined ? undefined : { ca: join(dataDir, "tls", "ca.crt"), cert: join(dataDir, "tls", "host.crt"), key: join(dataDir, "secret", "host.key") },
+  }
+}
 
 /** The admission and sign-in settings of the config, in the backend's own terms (src/backend/options.ts). */
 export const backendConfig = ({ admission: a, signIn }: Config) => ({
@@ -54,6 +86,8 @@ export const treeSpec = (config: Config, dataDir: string, extra: ReadonlyArray<C
     period: config.supervisor.period,
     backoff: { initial: config.supervisor.backoffMs, max: config.supervisor.backoffCapMs },
   }
+  const roles = rolesOf(config.role)
+  const cluster = clusterPlace(config, dataDir)
   const shutdown = config.shutdownMs
   const liveness = { interval: config.liveness.intervalMs, timeout: config.liveness.timeoutMs, failures: config.liveness.failures }
   const db = { port: config.postgres.port, url: config.postgres.url || undefined }
@@ -61,6 +95,9 @@ export const treeSpec = (config: Config, dataDir: string, extra: ReadonlyArray<C
   const workers = range(config.workers.count).map((i) => ({ id: `worker:${i}`, port: config.workers.basePort + i - 1 }))
   // a full disk is waited out before a start (actors/room.ts), not restarted into until every supervisor gives up
   const room = (spec: ChildSpec): ChildSpec => withRoom(dataDir, spec)
+  // this host's own workers are linked directly on loopback; a host that serves others finds every worker in the registry
+  const localWorkers = roles.has("worker") && cluster.address === undefined ? workers.map((w) => `127.0.0.1:${w.port}`) : []
+  const listenOn = cluster.address !== undefined ? { host: cluster.address } : {}
 
   const store = supervisorChild({
     id: "store",
@@ -82,7 +119,19 @@ export const treeSpec = (config: Config, dataDir: string, extra: ReadonlyArray<C
     id: "compute",
     strategy: "one_for_one",
     ...policy,
-    children: workers.map((w) => room(workerSpec({ id: w.id, dataDir, port: w.port, liveness, shutdown, config: workerConfig(config, w.id) }))),
+    children: workers.map((w) =>
+      room(workerSpec({
+        id: w.id,
+        dataDir,
+        port: w.port,
+        ...listenOn,
+        liveness,
+        shutdown,
+        db,
+        ...(cluster.tls !== undefined ? { tls: { ca: cluster.tls.ca } } : {}),
+        config: workerConfig(config, w.id, cluster),
+      }))
+    ),
   })
   const web = supervisorChild({
     id: "web",
@@ -92,14 +141,21 @@ export const treeSpec = (config: Config, dataDir: string, extra: ReadonlyArray<C
       ...backends.map((b) =>
         room(backendSpec({
           id: b.id,
+          name: cluster.name(b.id),
+          ...listenOn,
           dataDir,
           port: b.port,
           liveness,
           shutdown,
-          workers: workers.map((w) => `127.0.0.1:${w.port}`),
+          workers: localWorkers,
           db,
-          config: backendConfig(config),
-          ...(config.cache.enabled ? { cache: memcachedSocket(dataDir), cacheTtl: config.cache.ttlSeconds } : {}),
+          config: {
+            ...backendConfig(config),
+            machine: cluster.machine,
+            discover: true,
+            ...(cluster.address !== undefined ? { host: cluster.address, advertise: `${cluster.address}:${b.port}` } : {}),
+          },
+          ...(config.cache.enabled && roles.has("store") ? { cache: memcachedSocket(dataDir), cacheTtl: config.cache.ttlSeconds } : {}),
         }))
       ),
       room(nginxSpec({ dataDir, port: config.nginx.port, staticRoot: STATIC_ROOT, liveness, shutdown })),
@@ -111,6 +167,12 @@ export const treeSpec = (config: Config, dataDir: string, extra: ReadonlyArray<C
     // Parts reconnect to what they use; nothing restarts a user session but its own failure.
     strategy: "one_for_one",
     ...policy,
-    children: [store, room(logwatchSpec({ dataDir, db, host: config.host, liveness, shutdown })), compute, web, ...extra],
+    children: [
+      ...(roles.has("store") ? [store] : []),
+      room(logwatchSpec({ dataDir, db, host: config.host, liveness, shutdown })),
+      ...(roles.has("worker") ? [compute] : []),
+      ...(roles.has("web") ? [web] : []),
+      ...extra,
+    ],
   }
 }

@@ -1,12 +1,12 @@
 // The ResultCache service, the single-cell result cache shared by every backend: key = sha256 of (kernel kind and
 // version, limits, code, the cell's language when it has one), value = the outputs of a successful run. Only clean, complete runs are stored; a dead
 // memcached is a miss, never an error. Without --cache nothing is cached.
-import { execFile } from "node:child_process"
 import { createHash } from "node:crypto"
 import { Context, Effect, Layer } from "effect"
 import { z } from "zod"
 import { OutputMessage } from "../protocol/worker.ts"
 import type { KernelKind, Language, Limits, OutputMsg } from "../protocol/browser.ts"
+import { kernelVersions } from "../protocol/versions.ts"
 import { Memcache } from "./memcache.ts"
 import { Options } from "./options.ts"
 
@@ -80,13 +80,3 @@ export class ResultCache extends Context.Service<ResultCache, ResultStore>()("sa
   }))
 }
 
-const dpkgVersion = (pkg: string): Promise<string> =>
-  new Promise((resolve) => {
-    execFile("dpkg-query", ["-W", "-f=${Version}", pkg], { timeout: 5_000 }, (error, stdout) => resolve(error === null ? stdout.trim() : "unknown"))
-  })
-
-/** Version strings of the kernels on this machine (Debian packages), part of every cache key. */
-export const kernelVersions = async (): Promise<Record<KernelKind, string>> => {
-  const [sage, python, sympy] = await Promise.all([dpkgVersion("sagemath"), dpkgVersion("python3"), dpkgVersion("python3-sympy")])
-  return { sage: `sagemath ${sage}`, python: `python3 ${python} sympy ${sympy}` }
-}

@@ -4,6 +4,7 @@
 // sections there, in the environment, which only the backend's own user can read, never on the command line, which
 // every user of the host can: a provider's client secret is in it) into the Options service.
 import { readFileSync } from "node:fs"
+import { hostname } from "node:os"
 import { Context, Data, Effect, Layer } from "effect"
 import { z } from "zod"
 import { parse, UsageError } from "../cli/args.ts"
@@ -81,6 +82,12 @@ export const BackendOptions = z.object({
   dataDir: z.string().min(1),
   port: z.number().int().min(0).max(65535),
   host: z.string(),
+  /** host:port where haproxies on other hosts reach this backend (announced in the registry); none: not announced */
+  advertise: HostPort.optional(),
+  /** the machine's name in the registry (the config's `host`) */
+  machine: z.string().min(1),
+  /** discover workers in the registry (LISTEN/NOTIFY) besides --workers: needs --db */
+  discover: z.boolean(),
   workers: z.array(HostPort),
   db: z.string().optional(),
   cache: CacheAddress.optional(),
@@ -109,7 +116,7 @@ export type BackendOptions = z.infer<typeof BackendOptions>
 export const makeBackendOptions = (overrides: Record<string, unknown>): BackendOptions => {
   const admission = { ...BACKEND_DEFAULTS.admission, ...(overrides["admission"] as object | undefined) }
   const signIn = { ...BACKEND_DEFAULTS.signIn, ...(overrides["signIn"] as object | undefined) }
-  const merged = { host: "127.0.0.1", cacheTtl: 3600, ...BACKEND_DEFAULTS, ...overrides, admission, signIn }
+  const merged = { host: "127.0.0.1", machine: hostname(), discover: false, cacheTtl: 3600, ...BACKEND_DEFAULTS, ...overrides, admission, signIn }
   const parsed = BackendOptions.safeParse(merged)
   if (!parsed.success) {
     const issue = parsed.error.issues[0]

@@ -4,7 +4,9 @@
 import pg from "pg"
 import { Clock, Context, Data, Duration, Effect, Layer, type Scope } from "effect"
 import { listen } from "../db/listen.ts"
+import * as backendRows from "../db/backends.ts"
 import * as rows from "../db/sessions.ts"
+import * as workers from "../db/workers.ts"
 import type { Adopted } from "../db/sessions.ts"
 import type { SessionKind } from "../protocol/browser.ts"
 import { Ended, type EndedFrame } from "../protocol/worker.ts"
@@ -74,6 +76,15 @@ export interface SessionRegistry {
   mine(ids: ReadonlyArray<string>): Effect.Effect<ReadonlySet<string>>
   /** calls `f` with what every backend records, as PostgreSQL tells it, while the scope is open */
   subscribe(f: (event: RegistryEvent) => void): Effect.Effect<void, never, Scope.Scope>
+  /** the workers that registered themselves and neither stopped nor were declared lost (none without PostgreSQL) */
+  liveWorkers(): Effect.Effect<ReadonlyArray<workers.WorkerRow>>
+  /** declares the worker's host lost if its heartbeat is stale and nobody did yet (its sessions end WorkerLost) */
+  declareLost(workerId: string): Effect.Effect<void>
+  /**
+   * while the scope is open: `f` with each worker that comes, stops or is lost, and `resync` each time the listening
+   * connection is made (at first and after a loss: notices missed meanwhile are read again from the table)
+   */
+  watchWorkers(f: (notice: workers.WorkerNotice) => void, resync: () => void): Effect.Effect<void, never, Scope.Scope>
 }
 
 /** A registry query failed: PostgreSQL could not be reached in time (Unavailable), or it refused the query (Query). */
@@ -170,6 +181,9 @@ export const memoryRegistry = (): SessionRegistry => {
     adopt: () => Effect.succeed([]),
     mine: (ids) => Effect.sync(() => new Set(ids.filter((id) => sessions.get(id)?.ended === false))),
     subscribe: () => Effect.void,
+    liveWorkers: () => Effect.succeed([]),
+    declareLost: () => Effect.void,
+    watchWorkers: () => Effect.void,
   }
 }
 
@@ -203,7 +217,14 @@ const UNCAPPED = { Client: Infinity, Address: Infinity }
  * `me`: this backend's id (whose worker links the `backend` column names). `maxAgeSeconds`: no session lives longer
  * than the workers' wall limit; an older row whose end nobody recorded is not counted.
  */
-const postgresRegistry = (pool: pg.Pool, url: string, me: string, maxAgeSeconds: number): Effect.Effect<SessionRegistry, never, Scope.Scope> =>
+const postgresRegistry = (
+  pool: pg.Pool,
+  url: string,
+  me: string,
+  maxAgeSeconds: number,
+  /** where haproxies on other hosts reach this backend (the registry's `backends` row); none: it is not announced */
+  announce?: { readonly host: string; readonly address: string },
+): Effect.Effect<SessionRegistry, never, Scope.Scope> =>
   Effect.gen(function*() {
     const local = memoryRegistry()
     const ends = boundedSet(ENDS_REMEMBERED)
@@ -243,6 +264,15 @@ const postgresRegistry = (pool: pg.Pool, url: string, me: string, maxAgeSeconds:
     // what a previous life of this backend had is nobody's now: its links went with it
     yield* guarded(query("release", () => rows.release(pool, me)), Effect.void)
     yield* Effect.addFinalizer(() => Effect.ignore(Effect.timeoutOption(query("release", () => rows.release(pool, me)), CLOSE_GRACE)))
+    /** announced once PostgreSQL took it (at start, else with a later load read); retired when the backend stops */
+    let announced = announce === undefined
+    const announceOnce = Effect.suspend(() =>
+      announced || announce === undefined
+        ? Effect.void
+        : guarded(Effect.map(query("announce", () => backendRows.announce(pool, { id: me, ...announce })), () => void (announced = true)), Effect.void)
+    )
+    yield* announceOnce
+    if (announce !== undefined) yield* Effect.addFinalizer(() => Effect.ignore(Effect.timeoutOption(query("retire", () => backendRows.retire(pool, me)), CLOSE_GRACE)))
 
     yield* listen(
       url,
@@ -264,7 +294,7 @@ const postgresRegistry = (pool: pg.Pool, url: string, me: string, maxAgeSeconds:
           Effect.asVoid(query("worker", () =>
             pool.query(
               `INSERT INTO workers (id, host, port) VALUES ($1, $2, $3)
-               ON CONFLICT (id) DO UPDATE SET host = EXCLUDED.host, port = EXCLUDED.port, heartbeat_at = now()`,
+               ON CONFLICT (id) DO NOTHING`,
               [workerId, address.slice(0, colon), Number(address.slice(colon + 1))],
             ))),
           Effect.void,
@@ -293,15 +323,15 @@ const postgresRegistry = (pool: pg.Pool, url: string, me: string, maxAgeSeconds:
         guarded(
           Effect.flatMap(
             query("find", () =>
-              pool.query<{ worker_id: string | null; kernel: SessionKind; ended: boolean; end_reason: string | null; client: string | null; host: string | null; port: number | null }>(
-                `SELECT s.worker_id, s.kernel, s.ended_at IS NOT NULL AS ended, s.end_reason, s.client, w.host, w.port
+              pool.query<{ worker_id: string | null; kernel: SessionKind; ended: boolean; end_reason: string | null; client: string | null; address: string | null; host: string | null; port: number | null }>(
+                `SELECT s.worker_id, s.kernel, s.ended_at IS NOT NULL AS ended, s.end_reason, s.client, w.address, w.host, w.port
                  FROM sessions s LEFT JOIN workers w ON w.id = s.worker_id WHERE s.id = $1`,
                 [id],
               )),
             (result) => {
               const row = result.rows[0]
               if (row === undefined || row.worker_id === null) return local.find(id)
-              const address = row.host !== null && row.port !== null ? `${row.host}:${row.port}` : undefined
+              const address = row.address ?? (row.host !== null && row.port !== null ? `${row.host}:${row.port}` : undefined)
               return Effect.succeed<SessionRecord>({
                 id,
                 workerId: row.worker_id,
@@ -315,7 +345,7 @@ const postgresRegistry = (pool: pg.Pool, url: string, me: string, maxAgeSeconds:
           ),
           local.find(id),
         ),
-      load: () => guarded(query("load", () => rows.beatAndLoad(pool, me, maxAgeSeconds)), local.load()),
+      load: () => Effect.andThen(announceOnce, guarded(query("load", () => rows.beatAndLoad(pool, me, maxAgeSeconds)), local.load())),
       workerRestarted: (workerId, agoMs) =>
         Effect.andThen(
           local.workerRestarted(workerId, agoMs),
@@ -331,13 +361,42 @@ const postgresRegistry = (pool: pg.Pool, url: string, me: string, maxAgeSeconds:
         workers.length === 0 ? Effect.succeed([]) : guarded(query("adopt", () => rows.adopt(pool, me, workers, BACKEND_STALE_SECONDS, maxAgeSeconds, max)), Effect.succeed([])),
       mine: (ids) => (ids.length === 0 ? Effect.succeed(new Set<string>()) : guarded(query("mine", () => rows.mine(pool, me, ids)), local.mine(ids))),
       subscribe: (f) => Effect.acquireRelease(Effect.sync(() => void subscribers.add(f)), () => Effect.sync(() => void subscribers.delete(f))),
+      liveWorkers: () => guarded(query("live workers", () => workers.live(pool)), Effect.succeed([])),
+      declareLost: (workerId) =>
+        guarded(
+          Effect.flatMap(query("declare lost", () => workers.declareLost(pool, workerId, workers.WORKER_STALE_SECONDS, me)), (declared) =>
+            declared === undefined
+              ? Effect.void
+              : Effect.andThen(
+                Effect.sync(() => declared.sessions.forEach((id) => ends.add(id))),
+                Effect.logWarning(`declared ${workerId} on ${declared.host} lost: no heartbeat for ${workers.WORKER_STALE_SECONDS} s and no answer on its link; ${declared.sessions.length} session(s) ended WorkerLost`),
+              )),
+          Effect.void,
+        ),
+      watchWorkers: (f, resync) =>
+        listen(
+          url,
+          workers.WORKERS_CHANNEL,
+          (payload) => {
+            let raw: unknown
+            try {
+              raw = JSON.parse(payload)
+            } catch {
+              return
+            }
+            const notice = workers.WorkerNotice.safeParse(raw)
+            if (notice.success) f(notice.data)
+          },
+          (error) => warn(`worker registry: listening for workers: ${error.message}; connecting again`),
+          resync,
+        ),
     }
   })
 
 export class Registry extends Context.Service<Registry, SessionRegistry>()("sagews/backend/Registry") {
   /** PostgreSQL at --db (its pool ended with the layer, waiting at most CLOSE_GRACE), or memory */
   static readonly layer = Layer.effect(Registry, Effect.gen(function*() {
-    const { db, sessionMaxAge, id } = yield* Options
+    const { db, sessionMaxAge, id, advertise, machine } = yield* Options
     if (db === undefined) return memoryRegistry()
     const pool = yield* Effect.acquireRelease(
       Effect.gen(function*() {
@@ -349,6 +408,6 @@ export class Registry extends Context.Service<Registry, SessionRegistry>()("sage
       }),
       (pool) => Effect.ignore(Effect.timeoutOption(Effect.tryPromise(() => pool.end()), CLOSE_GRACE)),
     )
-    return yield* postgresRegistry(pool, db, id, sessionMaxAge)
+    return yield* postgresRegistry(pool, db, id, sessionMaxAge, advertise !== undefined ? { host: machine, address: advertise } : undefined)
   }))
 }

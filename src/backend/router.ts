@@ -9,6 +9,8 @@ export interface SessionHandler {
   lost(why: string): void
   /** the worker connection is back (stateful sessions resume from their last seq) */
   reconnected?(): void
+  /** the cluster declared the worker's host lost: a stateful session ends (WorkerLost); without this, `lost` */
+  hostLost?(host: string): void
 }
 
 /** A stateful session's handler resumes after a reconnect; a stateless run's does not (it fails instead). */
@@ -22,6 +24,8 @@ export interface FrameRouter {
   dispatch(frame: WorkerFrame): void
   lost(workerId: string, why: string): void
   reconnected(workerId: string): void
+  /** the cluster declared `workerId`'s host lost */
+  workerLost(workerId: string, host: string): void
   size(): number
 }
 
@@ -43,6 +47,9 @@ export const makeRouter = (): FrameRouter => {
     },
     reconnected: (workerId) => {
       for (const handler of ofWorker(workerId)) handler.reconnected?.()
+    },
+    workerLost: (workerId, host) => {
+      for (const handler of ofWorker(workerId)) handler.hostLost !== undefined ? handler.hostLost(host) : handler.lost(`its host ${host} was lost`)
     },
     size: () => handlers.size,
   }

@@ -6,6 +6,7 @@ import { randomUUID } from "node:crypto"
 import type { EndedFrame, WorkerFrame } from "../protocol/worker.ts"
 import { DETACHED_REASON, limitOf, type EndReason, type ErrorMessage, type ServerMessage, type SessionKind } from "../protocol/browser.ts"
 import type { BackendContext } from "./context.ts"
+import { endSentence } from "../protocol/reason.ts"
 import type { SessionHandler } from "./router.ts"
 
 /** A browser connection as a session sees it. */
@@ -245,6 +246,14 @@ export class SessionRoute implements SessionHandler {
       this.endWith({ type: "ended", session: this.id, seq, reason: { _tag: "WorkerStopped" }, message: `the worker running this session stopped (${why}) and did not come back within ${this.ctx.options.workerLostGrace / 1000} s` })
       this.end("WorkerStopped")
     })
+  }
+
+  /** The cluster declared our worker's host lost: the session ends now, named so (it is not waited for). */
+  hostLost(host: string): void {
+    if (this.ended) return
+    const reason = { _tag: "WorkerLost", host } as const
+    this.endWith({ type: "ended", session: this.id, seq: this.lastSeq + 1, reason, message: endSentence(reason) })
+    this.end("WorkerLost")
   }
 
   /** Our worker is connected again: ask for everything after the last seq we saw. */

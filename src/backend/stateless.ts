@@ -201,7 +201,7 @@ export const startRun = (
               if (clean && useCache && !settled) ctx.cache.set(key, outputs)
               return finish({ status: doneStatus, cached: false })
             }
-            if (frame.reason._tag === "WorkerStopped") return rerun(`${workerId} stopped`)
+            if (frame.reason._tag === "WorkerStopped" || frame.reason._tag === "WorkerLost") return rerun(`${workerId} ${frame.reason._tag === "WorkerLost" ? "was lost" : "stopped"}`)
             // a run of this key whose connection went away was cancelled: this one (sent again) starts it over
             if (frame.reason._tag === "ClosedByUser") return rerun("the run was cancelled when its connection closed", true)
             return finish({ status: limit !== undefined ? "limit" : "failed", cached: false, message: frame.message, ...(limit !== undefined ? { limit } : {}) })

@@ -67,9 +67,9 @@ export const countExecutions = (facts: Pick<RunFacts, "requests" | "runStarts" |
   }
   return [...byCode].map(([codeHash, c]) => {
     const starts = facts.runStarts.get(codeHash) ?? []
-    // a start whose worker stopped under it (WorkerStopped) or died did not run to its end: running it again on the
+    // a start whose worker stopped under it (WorkerStopped), was lost (WorkerLost) or died did not run to its end: running it again on the
     // next worker is what the protocol promises (docs/PROTOCOL.md, "Request ids, and runs under faults")
-    const executions = starts.filter((s) => (s.ended !== null && s.ended !== "WorkerStopped") || (s.ended === null && facts.liveWorkerPids.includes(s.pid))).length
+    const executions = starts.filter((s) => (s.ended !== null && s.ended !== "WorkerStopped" && s.ended !== "WorkerLost") || (s.ended === null && facts.liveWorkerPids.includes(s.pid))).length
     return { id: c.ids.join(" + "), codeHash, sends: c.sends, starts: starts.length, executions, detail: starts }
   })
 }

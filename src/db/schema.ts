@@ -221,6 +221,34 @@ export const MIGRATIONS: ReadonlyArray<Migration> = [
       CREATE INDEX IF NOT EXISTS permalink_creations_address_at ON permalink_creations (address, at);`,
   },
   {
+    version: 10,
+    name: "cluster registry",
+    sql: `
+      -- a worker registers itself (src/worker/registration.ts): where backends reach it (address host:port, over TLS
+      -- when tls), what it runs ([{kind, version}]), how many sessions it takes and holds, with a heartbeat; stopped_at
+      -- when it stopped cleanly, lost_at when a backend declared its host lost (its sessions then ended WorkerLost)
+      ALTER TABLE workers ADD COLUMN IF NOT EXISTS address text;
+      ALTER TABLE workers ADD COLUMN IF NOT EXISTS tls boolean NOT NULL DEFAULT false;
+      ALTER TABLE workers ADD COLUMN IF NOT EXISTS kernels jsonb NOT NULL DEFAULT '[]';
+      ALTER TABLE workers ADD COLUMN IF NOT EXISTS capacity int;
+      ALTER TABLE workers ADD COLUMN IF NOT EXISTS sessions int NOT NULL DEFAULT 0;
+      ALTER TABLE workers ADD COLUMN IF NOT EXISTS stopped_at timestamptz;
+      ALTER TABLE workers ADD COLUMN IF NOT EXISTS lost_at timestamptz;
+      -- a backend says where haproxies on other hosts reach it (host:port), and when it stopped cleanly
+      ALTER TABLE backends ADD COLUMN IF NOT EXISTS host text;
+      ALTER TABLE backends ADD COLUMN IF NOT EXISTS address text;
+      ALTER TABLE backends ADD COLUMN IF NOT EXISTS stopped_at timestamptz;
+      -- every host's root: its roles, its address, its components as sagews status shows them, with a heartbeat
+      CREATE TABLE IF NOT EXISTS hosts (
+        name text PRIMARY KEY,
+        roles text NOT NULL,
+        address text NOT NULL,
+        started_at timestamptz NOT NULL DEFAULT now(),
+        heartbeat_at timestamptz NOT NULL DEFAULT now(),
+        components jsonb NOT NULL DEFAULT '[]'
+      );`,
+  },
+  {
     version: 11,
     name: "join tokens",
     sql: `

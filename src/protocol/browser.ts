@@ -432,6 +432,7 @@ export const END_REASONS: Record<EndReason["_tag"], string> = {
   ClosedByUser: "a `close`, or the user's code called `exit()`",
   ClosedByOperator: "an operator ended it (`sagews kill`)",
   WorkerStopped: "the worker running it stopped or restarted; its state is lost",
+  WorkerLost: "the cluster lost the host of its worker (`host`): no heartbeat and no answer on any link within the bound of docs/OPERATIONS.md; its state is lost, and the host, if it comes back, ends it there too",
 }
 
 // ---------------- HTTP: POST /api/v1/execute ----------------

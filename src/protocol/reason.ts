@@ -18,6 +18,8 @@ export const EndReason = z.discriminatedUnion("_tag", [
   z.object({ _tag: z.literal("ClosedByUser") }),
   z.object({ _tag: z.literal("ClosedByOperator") }),
   z.object({ _tag: z.literal("WorkerStopped") }),
+  /** the cluster lost the host of the session's worker (its heartbeat and its links stopped): `host` names it */
+  z.object({ _tag: z.literal("WorkerLost"), host: z.string() }),
 ])
 export type EndReason = z.infer<typeof EndReason>
 
@@ -33,6 +35,8 @@ export const toWire = (reason: ExitReason): EndReason => {
       return { _tag: "Crash", detail: reason.code !== undefined ? `${reason.detail} (exit ${reason.code})` : reason.detail }
     case "Killed":
       return { _tag: "Killed", signal: reason.signal }
+    case "WorkerLost":
+      return { _tag: "WorkerLost", host: reason.host }
     case "Timeout": {
       const limit = SessionTimeout.safeParse(reason.limit)
       return limit.success ? { _tag: "Timeout", limit: limit.data } : { _tag: "Crash", detail: `timed out: ${reason.limit}` }
@@ -51,6 +55,8 @@ export const fromWire = (reason: EndReason): ExitReason => {
       return ExitReason.Killed({ signal: reason.signal })
     case "Timeout":
       return ExitReason.Timeout({ limit: reason.limit })
+    case "WorkerLost":
+      return ExitReason.WorkerLost({ host: reason.host })
     default:
       return ExitReason[reason._tag]()
   }
@@ -91,5 +97,7 @@ export const endSentence = (reason: EndReason, limits?: LimitValues): string => 
       return "an operator ended this session; start a new session to continue"
     case "WorkerStopped":
       return "the worker running this session stopped; start a new session"
+    case "WorkerLost":
+      return `the host running this session (${reason.host}) was lost: its machine or its network failed, and the session's state is gone; start a new session`
   }
 }

@@ -1,6 +1,7 @@
 // Every tunable of the worker in one place, with what it limits and why that default; parsed from the
-// command line (`--data DIR --port N [--id ID] [--host H] [--config FILE.json | --config-json JSON]`), validated with zod.
+// command line (`--data DIR --port N [--id ID] [--host H] [--db URL] [--config FILE.json | --config-json JSON]`), validated with zod.
 import { readFileSync } from "node:fs"
+import { hostname } from "node:os"
 import { parseArgs } from "node:util"
 import { Context } from "effect"
 import { z } from "zod"
@@ -93,6 +94,12 @@ export const WorkerConfig = z
     forkserverReadyTimeout: z.number().int().positive(),
     tls: z.object({ cert: z.string(), key: z.string() }).optional(),
     python: z.string(),
+    /** the cluster-wide id it registers and says hello with (`worker:1@<host>` on a joined host); default: id */
+    name: z.string().min(1).optional(),
+    /** the machine's name in the registry (the config's `host`) */
+    machine: z.string().min(1),
+    /** the registry's PostgreSQL (password in PGPASSWORD): the worker registers itself there and beats; none: it does not */
+    db: z.string().optional(),
   })
   .strict()
 export type WorkerConfig = z.infer<typeof WorkerConfig>
@@ -106,6 +113,7 @@ export const makeWorkerConfig = (overrides: Record<string, unknown>): WorkerConf
   const merged = {
     ...WORKER_DEFAULTS,
     python: "/usr/bin/python3",
+    machine: hostname(),
     ...overrides,
     limits: { ...WORKER_DEFAULTS.limits, ...(overrides["limits"] as object | undefined) },
     disk: { ...WORKER_DEFAULTS.disk, ...(overrides["disk"] as object | undefined) },
@@ -128,6 +136,7 @@ export const parseWorkerArgs = (argv: ReadonlyArray<string>): WorkerConfig => {
       port: { type: "string" },
       id: { type: "string" },
       host: { type: "string" },
+      db: { type: "string" },
       config: { type: "string" },
       "config-json": { type: "string" },
     },
@@ -143,6 +152,7 @@ export const parseWorkerArgs = (argv: ReadonlyArray<string>): WorkerConfig => {
     dataDir: values.data,
     port: Number(values.port),
     ...(values.host !== undefined ? { host: values.host } : {}),
+    ...(values.db !== undefined ? { db: values.db } : {}),
   })
 }
 

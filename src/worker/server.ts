@@ -80,7 +80,7 @@ class Peer {
     socket.on("data", (chunk: Buffer) => this.onData(chunk))
     const cancel = after(AUTH_TIMEOUT, () => this.authenticated || this.fail(`no authentication answer within ${Duration.format(AUTH_TIMEOUT)}`))
     socket.once("close", cancel)
-    this.send({ type: "challenge", nonce: this.nonce, worker: config.id, version: PROTOCOL_VERSION })
+    this.send({ type: "challenge", nonce: this.nonce, worker: config.name ?? config.id, version: PROTOCOL_VERSION })
   }
 
   /** false when the connection is congested */
@@ -120,7 +120,7 @@ class Peer {
       if (!verifyAnswer(this.secret, this.nonce, frame.hmac)) return this.fail("authentication failed: wrong answer to the challenge")
       this.authenticated = true
       this.decoder.limit = MAX_FRAME_BYTES
-      this.send({ type: "authOk", worker: this.config.id, isolation: this.sessions.isolation, kernels: [...this.sessions.kinds], startedAt: this.startedAt })
+      this.send({ type: "authOk", worker: this.config.name ?? this.config.id, isolation: this.sessions.isolation, kernels: [...this.sessions.kinds], startedAt: this.startedAt })
       return
     }
     this.dispatch(frame)

@@ -35,6 +35,8 @@ export interface SessionsShape {
   /** Starts a session attached to `sink`; succeeds once it runs. */
   readonly open: (request: OpenRequest, sink: Sink) => Effect.Effect<Session, SessionRefused>
   readonly get: (id: string) => Session | undefined
+  /** the ids of the live sessions */
+  readonly ids: () => ReadonlyArray<string>
   /** the output of a session that ended less than `keepEnded` ms ago (for a late resume) */
   readonly endedLog: (id: string) => OutputLog | undefined
   /** Ends a live session with `reason` (ClosedByUser, ClosedByOperator, Normal for a finished run); false if none. */
@@ -177,6 +179,7 @@ const makeSessions = Effect.gen(function*() {
     kinds: pools.kinds,
     open,
     get: (id) => live.get(id),
+    ids: () => [...live.keys()],
     endedLog: (id) => {
       prune()
       return ended.get(id)?.session.log

@@ -1,12 +1,14 @@
 // The worker, composed: its data directories made ready (what a previous life left cleared), then the kernels
-// (forkservers and their pools), the `sessions` supervisor and the links to backends, as layers in that order.
-// Released in reverse: every session ends with WorkerStopped, the backends are told, the forkservers stop.
+// (forkservers and their pools), the `sessions` supervisor, the links to backends and the registration in the
+// cluster's registry, as layers in that order. Released in reverse: the registry is told, every session ends with
+// WorkerStopped, the backends are told, the forkservers stop.
 import { chmod, mkdir, readFile, rm, stat } from "node:fs/promises"
 import { join } from "node:path"
 import { Effect, Layer, type Scope } from "effect"
 import { WorkerSettings, type WorkerConfig } from "./config.ts"
 import { KernelPools } from "./kernels.ts"
 import { log } from "./log.ts"
+import { Registration } from "./registration.ts"
 import { BackendLinks } from "./server.ts"
 import { Sessions } from "./sessions.ts"
 import { claimUidRange, type UidRangeTaken } from "./uid-claim.ts"
@@ -55,5 +57,7 @@ export const workerLayer = (config: WorkerConfig) => {
   const prepared = Layer.effectDiscard(prepareDirs(config))
   const kernels = KernelPools.layer.pipe(Layer.provide(prepared))
   const sessions = Sessions.layer.pipe(Layer.provideMerge(kernels))
-  return BackendLinks.layer.pipe(Layer.provideMerge(sessions), Layer.provideMerge(settings))
+  const links = BackendLinks.layer.pipe(Layer.provideMerge(sessions), Layer.provideMerge(settings))
+  // registered once it listens; told stopped before the links end the sessions
+  return Registration.layer.pipe(Layer.provideMerge(links))
 }

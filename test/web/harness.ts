@@ -121,6 +121,11 @@ export interface WebStackOptions {
   /** backend --config overrides (admission limits, ...) */
   readonly backendConfig?: Record<string, unknown>
   readonly workerConfig?: Record<string, unknown>
+  /**
+   * the cluster's way (needs postgres): workers register themselves in PostgreSQL and backends learn them there
+   * (LISTEN/NOTIFY), with no --workers list
+   */
+  readonly registry?: boolean
 }
 
 /** each worker's 1,000 session uids start here plus 1,000 times its port: stacks side by side never share (workers claim them) */
@@ -163,7 +168,8 @@ export const startWebStack = async (o: WebStackOptions = {}): Promise<WebStack> 
     }
     const startWorker = async (index = 0): Promise<Program> => {
       const port = workerPorts[index] ?? 0
-      const worker = program([WORKER_MAIN, "--data", dataDir, "--port", String(port), "--id", `worker:${index + 1}`, "--config", join(dataDir, `worker${index + 1}.json`)], port)
+      const db = o.registry === true && dbUrl !== undefined ? childDb(dbUrl) : undefined
+      const worker = program([WORKER_MAIN, "--data", dataDir, "--port", String(port), "--id", `worker:${index + 1}`, "--config", join(dataDir, `worker${index + 1}.json`), ...(db !== undefined ? ["--db", db.url] : [])], port, db?.env)
       workers[index] = worker
       stoppers.push(() => worker.stop())
       await worker.waitFor(/worker listening/)
@@ -172,11 +178,12 @@ export const startWebStack = async (o: WebStackOptions = {}): Promise<WebStack> 
       return worker
     }
     await Promise.all(workerPorts.map((_, i) => startWorker(i)))
-    writeFileSync(join(dataDir, "backend.json"), JSON.stringify(o.backendConfig ?? {}))
+    writeFileSync(join(dataDir, "backend.json"), JSON.stringify({ ...(o.registry === true ? { discover: true } : {}), ...o.backendConfig }))
     const startBackend = async (): Promise<Program> => {
       const port = await freePort()
       const id = `backend:${backends.length + 1}`
-      const args = [BACKEND_MAIN, "--data", dataDir, "--port", String(port), "--id", id, "--workers", workerPorts.map((p) => `127.0.0.1:${p}`).join(","), "--config", join(dataDir, "backend.json")]
+      const listed = o.registry === true ? [] : ["--workers", workerPorts.map((p) => `127.0.0.1:${p}`).join(",")]
+      const args = [BACKEND_MAIN, "--data", dataDir, "--port", String(port), "--id", id, ...listed, "--config", join(dataDir, "backend.json")]
       // as the backend actor does it: the URL on the command line, its password in the environment
       const db = dbUrl !== undefined ? childDb(dbUrl) : undefined
       if (db !== undefined) args.push("--db", db.url)
