@@ -23,6 +23,8 @@ export interface HaproxyBackend {
    * so every haproxy of a cluster hashes a SockJS session to the same backend; without it haproxy numbers servers itself
    */
   readonly key?: string
+  /** where it listens: this host's `address` when it serves other hosts; default 127.0.0.1 */
+  readonly host?: string
 }
 
 export interface HaproxyOptions {
@@ -104,13 +106,16 @@ export const invalidBackends = (backends: ReadonlyArray<HaproxyBackend>): string
     if (!Number.isInteger(b.port) || b.port < 1 || b.port > 65_535) {
       return `backend ${b.name}: port ${b.port} is not a TCP port (1-65535)`
     }
+    if (b.host !== undefined && !/^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:]+\])$/.test(b.host)) {
+      return `backend ${b.name}: host ${JSON.stringify(b.host)} is not an IPv4 address or a bracketed IPv6 address`
+    }
   }
   return undefined
 }
 
 export const serverLines = (backends: ReadonlyArray<HaproxyBackend>): string =>
   backends
-    .map((b) => `    server ${b.name} 127.0.0.1:${b.port} check cookie ${b.name}${b.key === undefined ? "" : ` id ${serverIdOf(b.key)}`}`)
+    .map((b) => `    server ${b.name} ${b.host ?? "127.0.0.1"}:${b.port} check cookie ${b.name}${b.key === undefined ? "" : ` id ${serverIdOf(b.key)}`}`)
     .join("\n")
 
 /** The timeouts of `options`, else those the default config implies. */

@@ -8,6 +8,7 @@ import type { Config } from "../src/config/schema.ts"
 import { Effect } from "effect"
 import { backendSpec } from "../actors/backend.ts"
 import { haproxySpec } from "../actors/haproxy.ts"
+import { haproxyServersChild } from "../src/front/servers.ts"
 import { proxyTimeouts } from "../src/config/proxy.ts"
 import { logwatchSpec } from "../actors/logwatch.ts"
 import { memcachedSocket, memcachedSpec } from "../actors/memcached.ts"
@@ -159,7 +160,9 @@ export const treeSpec = (config: Config, dataDir: string, extra: ReadonlyArray<C
         }))
       ),
       room(nginxSpec({ dataDir, port: config.nginx.port, staticRoot: STATIC_ROOT, liveness, shutdown })),
-      room(haproxySpec({ dataDir, port: config.port, bind: config.bind, backends: backends.map((b) => ({ name: b.name, port: b.port })), nginxPort: config.nginx.port, timeouts: proxyTimeouts(config), liveness, shutdown })),
+      room(haproxySpec({ dataDir, port: config.port, bind: config.bind, backends: backends.map((b) => ({ name: b.name, port: b.port, key: cluster.name(b.id), ...(cluster.address !== undefined ? { host: cluster.address.includes(":") ? `[${cluster.address}]` : cluster.address } : {}) })), nginxPort: config.nginx.port, timeouts: proxyTimeouts(config), liveness, shutdown })),
+      // every other web host's backends, from the registry, through haproxy's runtime API
+      haproxyServersChild({ dataDir, db, local: backends.map((b) => cluster.name(b.id)) }),
     ],
   })
   return {
