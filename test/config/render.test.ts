@@ -44,7 +44,7 @@ describe("shipped templates", () => {
     const text = await readFile(join(CONF_DIR, "haproxy.cfg.template"), "utf8")
     assert.deepStrictEqual([...placeholders(text)].sort(), [
       "admin_socket", "api_timeout", "api_timeout_seconds", "backend_servers", "bind", "hard_stop_after", "nginx_port", "port",
-      "server_state_file", "tunnel_timeout",
+      "server_options", "server_state_file", "tunnel_timeout",
     ])
     // a port after a colon; a JSON number of haproxy's error bodies (`\"retryAfterMs\":1000`) is not one
     assert.notMatch(text, /(?<!\\"):\d{2,5}\b/)
