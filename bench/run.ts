@@ -18,6 +18,7 @@ const BENCHES: ReadonlyArray<{ readonly name: string; readonly file: string; rea
   { name: "saves", file: "./saves.ts", fn: "benchSaves" },
   { name: "fidelity", file: "./fidelity.ts", fn: "benchFidelity" },
   { name: "interfaces", file: "./interfaces.ts", fn: "benchInterfaces" },
+  { name: "cluster", file: "./cluster.ts", fn: "benchCluster" },
 ]
 
 const only = process.argv.slice(2)
