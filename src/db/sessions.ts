@@ -2,6 +2,7 @@
 // admitted and recorded in one transaction, serialised per client and per address; every end, take-over and new
 // session is also told to every backend (NOTIFY on SESSIONS_CHANNEL, delivered when its transaction commits).
 import type pg from "pg"
+import { inTransaction, rollback } from "./transaction.ts"
 
 /** the channel on which backends tell one another what they recorded (payload: a RegistryNotice as JSON) */
 export const SESSIONS_CHANNEL = "sagews_sessions"
@@ -53,15 +54,8 @@ export const admit = async (
   row: NewRow,
   caps: { readonly Client: number; readonly Address: number },
   maxAgeSeconds: number,
-): Promise<Admitted> => {
-  const client = await pool.connect()
-  let broken: Error | undefined
-  // a checked-out client has no error listener of the pool's: PostgreSQL dying mid-transaction would be an
-  // unhandled 'error' event, and take the backend with it
-  const onError = (error: Error): void => void (broken ??= error)
-  client.on("error", onError)
-  try {
-    await client.query("BEGIN")
+): Promise<Admitted> =>
+  inTransaction<Admitted>(pool, async (client) => {
     await client.query("SELECT pg_advisory_xact_lock($1, hashtext($2)), pg_advisory_xact_lock($3, hashtext($4))", [LOCK_CLIENT, row.client, LOCK_ADDRESS, row.address])
     const counted = await client.query<{ by_client: string; by_address: string }>(
       `SELECT count(*) FILTER (WHERE client = $1) AS by_client, count(*) FILTER (WHERE address = $2) AS by_address
@@ -70,15 +64,8 @@ export const admit = async (
     )
     const byClient = Number(counted.rows[0]?.by_client ?? 0)
     const byAddress = Number(counted.rows[0]?.by_address ?? 0)
-    const refused: Admitted | undefined = byClient >= caps.Client
-      ? { ok: false, scope: "Client", count: byClient }
-      : byAddress >= caps.Address
-      ? { ok: false, scope: "Address", count: byAddress }
-      : undefined
-    if (refused !== undefined) {
-      await client.query("ROLLBACK")
-      return refused
-    }
+    if (byClient >= caps.Client) return rollback({ ok: false, scope: "Client", count: byClient })
+    if (byAddress >= caps.Address) return rollback({ ok: false, scope: "Address", count: byAddress })
     // with a heartbeat: a backend that records a session is alive, whenever its last load read was
     await client.query(
       `WITH beat AS (INSERT INTO backends (id, seen_at) VALUES ($6, now()) ON CONFLICT (id) DO UPDATE SET seen_at = now()),
@@ -86,18 +73,8 @@ export const admit = async (
        SELECT pg_notify($7, $8) FROM i`,
       [row.id, row.workerId, row.kernel, row.client, row.address, row.backend, SESSIONS_CHANNEL, notice({ type: "opened", id: row.id, backend: row.backend })],
     )
-    await client.query("COMMIT")
     return { ok: true }
-  } catch (error) {
-    broken = error instanceof Error ? error : new Error(String(error))
-    await client.query("ROLLBACK").catch(() => undefined)
-    throw error
-  } finally {
-    // a connection whose transaction failed half-way is dropped, not reused
-    client.removeListener("error", onError)
-    client.release(broken)
-  }
-}
+  })
 
 /** Ends the row (once: a later end keeps the first reason); true when this call ended it. */
 export const end = async (pool: pg.Pool, id: string, reason: string, backend: string, frame: unknown): Promise<boolean> => {

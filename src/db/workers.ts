@@ -5,6 +5,7 @@ import type pg from "pg"
 import { z } from "zod"
 import { KernelKind } from "../protocol/worker.ts"
 import { SESSIONS_CHANNEL } from "./sessions.ts"
+import { inTransaction, rollback } from "./transaction.ts"
 
 /** the channel on which workers and backends tell one another of workers that come, stop and are lost */
 export const WORKERS_CHANNEL = "sagews_workers"
@@ -151,22 +152,14 @@ export const all = async (pool: pg.Pool): Promise<ReadonlyArray<WorkerRow>> => (
  * marked, its live sessions end with WorkerLost (each told on the sessions channel) and the loss is told on
  * WORKERS_CHANNEL, on which every backend ends its routes of those sessions. The host, when this call declared it.
  */
-export const declareLost = async (pool: pg.Pool, id: string, staleSeconds: number, backend: string): Promise<{ host: string; sessions: ReadonlyArray<string> } | undefined> => {
-  const client = await pool.connect()
-  let broken: Error | undefined
-  const onError = (error: Error): void => void (broken ??= error)
-  client.on("error", onError)
-  try {
-    await client.query("BEGIN")
+export const declareLost = (pool: pg.Pool, id: string, staleSeconds: number, backend: string): Promise<{ host: string; sessions: ReadonlyArray<string> } | undefined> =>
+  inTransaction(pool, async (client) => {
     const marked = await client.query<{ host: string }>(
       "UPDATE workers SET lost_at = now() WHERE id = $1 AND lost_at IS NULL AND stopped_at IS NULL AND heartbeat_at < now() - make_interval(secs => $2) RETURNING host",
       [id, staleSeconds],
     )
     const host = marked.rows[0]?.host
-    if (host === undefined) {
-      await client.query("ROLLBACK")
-      return undefined
-    }
+    if (host === undefined) return rollback(undefined)
     const ended = await client.query<{ id: string }>(
       `UPDATE sessions SET ended_at = now(), end_reason = 'WorkerLost' WHERE worker_id = $1 AND ended_at IS NULL RETURNING id`,
       [id],
@@ -175,14 +168,5 @@ export const declareLost = async (pool: pg.Pool, id: string, staleSeconds: numbe
       await client.query("SELECT pg_notify($1, $2)", [SESSIONS_CHANNEL, JSON.stringify({ type: "ended", id: session, backend })])
     }
     await client.query("SELECT pg_notify($1, $2)", [WORKERS_CHANNEL, notice({ type: "lost", id, host })])
-    await client.query("COMMIT")
     return { host, sessions: ended.rows.map((r) => r.id) }
-  } catch (error) {
-    broken = error instanceof Error ? error : new Error(String(error))
-    await client.query("ROLLBACK").catch(() => undefined)
-    throw error
-  } finally {
-    client.removeListener("error", onError)
-    client.release(broken)
-  }
-}
+  })
