@@ -1,7 +1,8 @@
 // The postgres actor: the PostgreSQL cluster sagews owns in <data>/pg, run as an unprivileged system user.
 // Each start: system user, directories, passwords, initdb (first start only), leftovers of a killed postmaster,
-// pg_hba.conf and the roles (src/db/roles.ts); ready = the superuser's SELECT 1, the database, the migrations and the
-// service role's rights, then the service role's own SELECT 1.
+// pg_hba.conf and the roles (src/db/roles.ts), and with `listen` the host certificate and TLS for other hosts; ready =
+// the superuser's SELECT 1, the database, the migrations, the service and join roles' rights, then the service role's
+// own SELECT 1.
 import * as path from "node:path"
 import { Effect } from "effect"
 import type { ChildSpec, Restart } from "../supervisors/child.ts"

@@ -39,7 +39,10 @@ const request = async (dbUrl: string, host: string, address: string, csr: string
   try {
     client = await connectRaw(dbUrl)
   } catch (e) {
-    throw new CertRequestError({ reason: "Unreachable", message: `cannot reach the store's PostgreSQL (${redact(dbUrl)}) to ask for a certificate: ${e instanceof Error ? e.message : String(e)}` })
+    const revoked = typeof e === "object" && e !== null && "code" in e && e.code === "28000"
+      ? "; this host's join token was revoked: join again with a new one (`sagews join-token` on the store host)"
+      : ""
+    throw new CertRequestError({ reason: "Unreachable", message: `cannot reach the store's PostgreSQL (${redact(dbUrl)}) to ask for a certificate: ${e instanceof Error ? e.message : String(e)}${revoked}` })
   }
   try {
     await client.query(`LISTEN ${ANSWERED_CHANNEL}`)

@@ -40,7 +40,8 @@ export interface StoreTarget {
 
 const dbFailure = (what: string) => (e: DbError) =>
   new JoinTokenError({
-    message: `${what}: ${e.message}` + (e.code === undefined ? "; is `sagews start` running on this host (the store)?" : ""),
+    // a SQLSTATE means PostgreSQL answered; anything else (ECONNREFUSED, a timeout) means nothing did
+    message: `${what}: ${e.message}` + (e.code !== undefined && /^[0-9A-Z]{5}$/.test(e.code) ? "" : "; is `sagews start` running on this host (the store)?"),
   })
 
 /** The superuser's URL on loopback, from <data>/secret/pg-postgres.password. */
@@ -80,7 +81,7 @@ export const createJoinToken = (target: StoreTarget, role: JoinRole): Effect.Eff
     if (!target.listen) {
       return yield* new JoinTokenError({
         message: "postgres.listen is false, so no other host can reach this PostgreSQL: set postgres.listen to true and address " +
-          `(now ${target.address}) to this host's IP for the others, restart (\`sagews restart postgres\`), then make the token`,
+          `(now ${target.address}) to this host's IP for the others, restart the tree (\`sagews stop\`, \`sagews start\`), then make the token`,
       })
     }
     const ca = yield* caFingerprint(target.dataDir).pipe(Effect.mapError((e) => new JoinTokenError({ message: e.message })))
