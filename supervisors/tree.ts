@@ -1,7 +1,7 @@
 // The sagews tree, declared as data from the configuration (DESIGN.md, "The tree"):
 // store (postgres, memcached), logwatch, compute (workers), web (backends, nginx, haproxy), control.
-import { existsSync } from "node:fs"
-import { join } from "node:path"
+import { tlsPaths } from "../src/cluster/ca.ts"
+import { joinedCluster } from "../src/cluster/join.ts"
 import { fileURLToPath } from "node:url"
 import { rolesOf } from "../src/config/roles.ts"
 import type { Config } from "../src/config/schema.ts"
@@ -62,13 +62,14 @@ export interface ClusterPlace {
 const isLoopback = (address: string): boolean => address.startsWith("127.") || address === "::1"
 
 export const clusterPlace = (config: Config, dataDir: string): ClusterPlace => {
-  const joined = existsSync(join(dataDir, "cluster", "join.json"))
+  const joined = joinedCluster(dataDir) !== undefined
   const address = isLoopback(config.address) ? undefined : config.address
+  const tls = tlsPaths(dataDir)
   return {
     machine: config.host,
     name: (id) => (joined ? `${id}@${config.host}` : id),
     address,
-    tls: address === undefined ? undefined : { ca: join(dataDir, "tls", "ca.crt"), cert: join(dataDir, "tls", "host.crt"), key: join(dataDir, "secret", "host.key") },
+    tls: address === undefined ? undefined : { ca: tls.caCert, cert: tls.hostCert, key: tls.hostKey },
   }
 }
 

@@ -3,7 +3,7 @@
 // its frames, and exit when the connection closes. Placement (load.ts) picks among the links that are up.
 // The links also keep the registry true for the sessions whose output comes to them (attachments.ts).
 import { readFileSync } from "node:fs"
-import { join } from "node:path"
+import { tlsPaths } from "../cluster/ca.ts"
 import { Clock, Context, Data, Duration, Effect, Exit, Fiber, FiberSet, Layer, Queue, Schedule } from "effect"
 import type { KernelKind, SessionKind } from "../protocol/browser.ts"
 import type { DynamicSupervisorSpec } from "../../supervisors/declaration.ts"
@@ -120,7 +120,7 @@ interface Target {
 /** the cluster's CA (made at init, or fetched when the host joined), for workers that speak TLS; none before it exists */
 const caFile = (dataDir: string): Buffer | undefined => {
   try {
-    return readFileSync(join(dataDir, "tls", "ca.crt"))
+    return readFileSync(tlsPaths(dataDir).caCert)
   } catch {
     return undefined
   }

@@ -12,18 +12,17 @@ export const WORKER_GROUP = "sagews_worker"
 const DUPLICATE_OBJECT = "42710"
 
 /**
- * A worker host: its workers register and beat (workers, hosts), end their sessions (sessions: only the end),
+ * A worker host: its workers register and beat (workers), end their sessions (sessions: only the end),
  * logwatch ships its lines (log, log_offsets: DELETE forgets a removed file's offset), and `init --join` asks for its
  * host certificate (cert_requests: its own rows only, by row-level security). Nothing else: not accounts, not workspaces.
  */
-const WORKER_GRANTS: ReadonlyArray<{ readonly table: string; readonly sql: string }> = [
-  { table: "workers", sql: "GRANT SELECT, INSERT, UPDATE ON workers TO %" },
-  { table: "hosts", sql: "GRANT SELECT, INSERT, UPDATE ON hosts TO %" },
-  { table: "log", sql: "GRANT SELECT, INSERT ON log TO %" },
-  { table: "log_id_seq", sql: "GRANT USAGE ON SEQUENCE log_id_seq TO %" },
-  { table: "log_offsets", sql: "GRANT SELECT, INSERT, UPDATE, DELETE ON log_offsets TO %" },
-  { table: "sessions", sql: "GRANT SELECT, UPDATE (ended_at, end_reason) ON sessions TO %" },
-  { table: "cert_requests", sql: "GRANT SELECT, INSERT (host, address, csr) ON cert_requests TO %" },
+const WORKER_GRANTS: ReadonlyArray<string> = [
+  "GRANT SELECT, INSERT, UPDATE ON workers TO %",
+  "GRANT SELECT, INSERT ON log TO %",
+  "GRANT USAGE ON SEQUENCE log_id_seq TO %",
+  "GRANT SELECT, INSERT, UPDATE, DELETE ON log_offsets TO %",
+  "GRANT SELECT, UPDATE (ended_at, end_reason) ON sessions TO %",
+  "GRANT SELECT, INSERT (host, address, csr) ON cert_requests TO %",
 ]
 
 /** Creates the worker group role when it is missing (NOLOGIN: nobody logs in as the group itself). */
@@ -42,11 +41,7 @@ export const grantJoinRights = (superuserUrl: string, options: ConnectOptions = 
       const db = yield* connect(withDatabase(superuserUrl, DATABASE), options)
       yield* ensureWorkerGroup(db)
       const group = quoteIdent(WORKER_GROUP)
-      // a table another migration has not made yet (hosts) is granted on the first start after it exists
-      const present = yield* query(db, "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relname = ANY($1)", [
-        WORKER_GRANTS.map((g) => g.table),
-      ])
-      const names = new Set(present.rows.map((r: { relname: string }) => r.relname))
-      for (const grant of WORKER_GRANTS) if (names.has(grant.table)) yield* query(db, grant.sql.replace("%", group))
+      // after the migrations: every table named here exists
+      for (const grant of WORKER_GRANTS) yield* query(db, grant.replace("%", group))
     }),
   )

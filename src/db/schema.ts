@@ -237,16 +237,7 @@ export const MIGRATIONS: ReadonlyArray<Migration> = [
       -- a backend says where haproxies on other hosts reach it (host:port), and when it stopped cleanly
       ALTER TABLE backends ADD COLUMN IF NOT EXISTS host text;
       ALTER TABLE backends ADD COLUMN IF NOT EXISTS address text;
-      ALTER TABLE backends ADD COLUMN IF NOT EXISTS stopped_at timestamptz;
-      -- every host's root: its roles, its address, its components as sagews status shows them, with a heartbeat
-      CREATE TABLE IF NOT EXISTS hosts (
-        name text PRIMARY KEY,
-        roles text NOT NULL,
-        address text NOT NULL,
-        started_at timestamptz NOT NULL DEFAULT now(),
-        heartbeat_at timestamptz NOT NULL DEFAULT now(),
-        components jsonb NOT NULL DEFAULT '[]'
-      );`,
+      ALTER TABLE backends ADD COLUMN IF NOT EXISTS stopped_at timestamptz;`,
   },
   {
     version: 11,

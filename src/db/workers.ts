@@ -138,15 +138,6 @@ const SELECT = `SELECT id, host, address, port, tls, kernels, capacity, sessions
 export const live = async (pool: pg.Pool): Promise<ReadonlyArray<WorkerRow>> =>
   (await pool.query<Raw>(`${SELECT} WHERE address IS NOT NULL AND stopped_at IS NULL AND lost_at IS NULL ORDER BY id`)).rows.map(toRow)
 
-/** One worker's row, whatever its state. */
-export const one = async (pool: pg.Pool, id: string): Promise<WorkerRow | undefined> => {
-  const row = (await pool.query<Raw>(`${SELECT} WHERE id = $1`, [id])).rows[0]
-  return row === undefined ? undefined : toRow(row)
-}
-
-/** Every worker row, for `sagews status`. */
-export const all = async (pool: pg.Pool): Promise<ReadonlyArray<WorkerRow>> => (await pool.query<Raw>(`${SELECT} ORDER BY id`)).rows.map(toRow)
-
 /**
  * Declares `id` lost if its heartbeat is older than `staleSeconds` and nobody did yet: in one transaction its row is
  * marked, its live sessions end with WorkerLost (each told on the sessions channel) and the loss is told on

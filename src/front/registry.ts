@@ -3,8 +3,8 @@
 import { Duration, Effect } from "effect"
 import { connect, type DbError, query } from "../db/client.ts"
 
-/** The channel a backend NOTIFYs when it registers (`up`) and when it stops (`down`). */
-export const BACKENDS_CHANNEL = "sagews_backends"
+/** The channel a backend NOTIFYs when it registers (`up`) and when it stops (`down`): src/db/backends.ts writes it. */
+export { BACKENDS_CHANNEL } from "../db/backends.ts"
 
 /**
  * A backend whose heartbeat (every ~2 s) is older than this is gone: its host died or lost its link, and could not
